@@ -1,0 +1,148 @@
+"""PyTorch Hello World (third tutorial) in Flax + optax: one SGD step of a 1-1-1 sigmoid network.
+
+    python experiments/hello_world.py [--out DIR]
+
+The tutorial's ``Net`` (``hidden_layer`` and ``output_layer``, both ``nn.Linear(1, 1)``, sigmoid
+after each) with the hand-set weights w_l1=1.58, b_l1=-0.14, w_l2=2.45, b_l2=-0.11, input 0.8,
+target 1, ``nn.MSELoss`` and one ``optim.SGD(lr=0.1)`` step, following the author's
+``backprop_pytorch.py`` (``net.zero_grad(); loss.backward(); optimizer.step()``, the three lines the
+article's text lost). Here the step is ``jax.value_and_grad`` of ``fnnet.losses.mse_loss`` and
+one update of ``fnnet.optim.sgd(lr=0.1)`` (an optax transformation): no gradient buffers, so there
+is nothing to zero. Then the article's hand-computed version (chain rule by hand,
+plain ``jnp``, no autodiff) prints the same numbers. All values use ``round(x, 4)`` as the article.
+
+``--out DIR`` receives ``output.txt`` (the printed lines). There is no randomness; ``--seed`` is
+accepted for a uniform command line and unused.
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import pathlib
+import sys
+import tempfile
+from collections.abc import Sequence
+
+import jax
+import jax.numpy as jnp
+import optax
+
+from fnnet.losses import mse_loss
+from fnnet.models import HelloNet
+from fnnet.optim import sgd
+
+LR = 0.1  # optim.SGD(net.parameters(), lr=0.1)
+INPUT, TARGET = 0.8, 1.0
+
+
+def topology(params: dict, name: str = "Net") -> str:
+    """``print(net)`` of the torch module: one ``Linear`` line per Dense layer, in torch's format."""
+    lines = [f"{name}("]
+    for layer, p in params["params"].items():
+        n_in, n_out = p["kernel"].shape
+        lines.append(f"  ({layer}): Linear(in_features={n_in}, out_features={n_out}, bias={'bias' in p})")
+    lines.append(")")
+    return "\n".join(lines)
+
+
+@jax.jit
+def sgd_step(params: dict, x: jax.Array, y: jax.Array) -> tuple[dict, jax.Array, jax.Array]:
+    """One ``zero_grad(); loss.backward(); SGD(lr=0.1).step()``; returns (new params, output, updated output)."""
+    model = HelloNet()
+    tx = sgd(lr=LR)  # torch.optim.SGD as an optax GradientTransformation
+
+    def loss_fn(p):
+        out = model.apply(p, x)
+        return mse_loss(out, y), out  # nn.MSELoss(): mean of squares, no 1/2
+
+    (_, out), grads = jax.value_and_grad(loss_fn, has_aux=True)(params)
+    updates, _ = tx.update(grads, tx.init(params), params)
+    new_params = optax.apply_updates(params, updates)
+    return new_params, out, model.apply(new_params, x)
+
+
+def flax_values() -> dict[str, float]:
+    """The ten printed quantities computed with the Flax module and one optax step (float32)."""
+    params = HelloNet.published_params()
+    x, y = jnp.array([[INPUT]]), jnp.array([[TARGET]])
+    new, out, new_out = sgd_step(params, x, y)
+
+    def scalars(p: dict, prefix: str) -> dict[str, float]:
+        hl, ol = p["params"]["hidden_layer"], p["params"]["output_layer"]
+        return {
+            f"{prefix}w_l1": float(hl["kernel"][0, 0]), f"{prefix}b_l1": float(hl["bias"][0]),
+            f"{prefix}w_l2": float(ol["kernel"][0, 0]), f"{prefix}b_l2": float(ol["bias"][0]),
+        }
+
+    return {**scalars(params, ""), "a_l2": float(out[0, 0]), **scalars(new, "updated_"),
+            "updated_a_l2": float(new_out[0, 0])}
+
+
+def hand_values() -> dict[str, float]:
+    """The article's NumPy backprop by hand, in plain ``jnp`` (no autodiff)."""
+    sigmoid = jax.nn.sigmoid
+
+    def sigmoid_prime(z):
+        return sigmoid(z) * (1 - sigmoid(z))
+
+    a_l0, w_l1, b_l1, w_l2, b_l2 = (jnp.float32(v) for v in (INPUT, 1.58, -0.14, 2.45, -0.11))
+    z_l1 = w_l1 * a_l0 + b_l1
+    a_l1 = sigmoid(z_l1)
+    z_l2 = w_l2 * a_l1 + b_l2
+    a_l2 = sigmoid(z_l2)
+    dc_da_l2 = 2 * (a_l2 - 1)  # MSELoss has no 1/2, so the 2 stays (as the article notes)
+    dc_db_l2 = sigmoid_prime(z_l2) * dc_da_l2
+    dc_dw_l2 = a_l1 * dc_db_l2
+    dc_da_l1 = w_l2 * dc_db_l2
+    dc_db_l1 = sigmoid_prime(z_l1) * dc_da_l1
+    dc_dw_l1 = a_l0 * dc_db_l1
+    up = {
+        "updated_w_l1": w_l1 - dc_dw_l1 * LR, "updated_b_l1": b_l1 - dc_db_l1 * LR,
+        "updated_w_l2": w_l2 - dc_dw_l2 * LR, "updated_b_l2": b_l2 - dc_db_l2 * LR,
+    }
+    updated_a_l1 = sigmoid(up["updated_w_l1"] * a_l0 + up["updated_b_l1"])
+    updated_a_l2 = sigmoid(up["updated_w_l2"] * updated_a_l1 + up["updated_b_l2"])
+    values = {"w_l1": w_l1, "b_l1": b_l1, "w_l2": w_l2, "b_l2": b_l2, "a_l2": a_l2, **up,
+              "updated_a_l2": updated_a_l2}
+    return {k: float(v) for k, v in values.items()}
+
+
+def format_values(values: dict[str, float]) -> list[str]:
+    """The article's print lines: ``name = round(value, 4)``."""
+    return [f"{k} = {round(v, 4)}" for k, v in values.items()]
+
+
+def _write_atomic(path: pathlib.Path, text: str) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            f.write(text)
+        os.chmod(tmp, 0o644)  # mkstemp creates 0600
+        os.replace(tmp, path)
+    except BaseException:
+        os.unlink(tmp)
+        raise
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--out", type=pathlib.Path, default=pathlib.Path("outputs/hello_world"))
+    parser.add_argument("--seed", type=int, default=0, help="unused: the weights are fixed")
+    args = parser.parse_args(argv)
+    try:
+        lines = [f"network topology: {topology(HelloNet.published_params())}"]
+        lines += format_values(flax_values())
+        lines.append("hand-computed (plain jnp, no autodiff):")
+        lines += format_values(hand_values())
+        text = "\n".join(lines)
+        print(text)
+        _write_atomic(args.out / "output.txt", text + "\n")
+    except (ValueError, FileNotFoundError, OSError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,98 @@
+"""experiments/hello_world.py: the article's printed values, and equality with a live torch step."""
+from __future__ import annotations
+
+import importlib.util
+import pathlib
+import sys
+
+import numpy as np
+import pytest
+
+EXPERIMENT = pathlib.Path(__file__).resolve().parent.parent / "experiments" / "hello_world.py"
+
+# Printed by the article (seed 002), both by its PyTorch code and by its hand-computed NumPy code.
+PUBLISHED = [
+    "w_l1 = 1.58", "b_l1 = -0.14", "w_l2 = 2.45", "b_l2 = -0.11", "a_l2 = 0.8506",
+    "updated_w_l1 = 1.5814", "updated_b_l1 = -0.1383", "updated_w_l2 = 2.4529",
+    "updated_b_l2 = -0.1062", "updated_a_l2 = 0.8515",
+]
+
+
+@pytest.fixture(scope="module")
+def hello():
+    # Registered under a private name while loaded: dataclasses look their module up there.
+    spec = importlib.util.spec_from_file_location("_experiment_hello_world", EXPERIMENT)
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module
+    try:
+        spec.loader.exec_module(module)
+        yield module
+    finally:
+        sys.modules.pop(spec.name, None)
+
+
+def _torch_net(torch):
+    """The article's ``Net`` with its hand-set weights, and one zero_grad/backward/SGD step."""
+    nn = torch.nn
+
+    class Net(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.hidden_layer = nn.Linear(1, 1)
+            self.hidden_layer.weight = nn.Parameter(torch.tensor([[1.58]]))
+            self.hidden_layer.bias = nn.Parameter(torch.tensor([-0.14]))
+            self.output_layer = nn.Linear(1, 1)
+            self.output_layer.weight = nn.Parameter(torch.tensor([[2.45]]))
+            self.output_layer.bias = nn.Parameter(torch.tensor([-0.11]))
+
+        def forward(self, x):
+            x = torch.sigmoid(self.hidden_layer(x))
+            return torch.sigmoid(self.output_layer(x))
+
+    return Net()
+
+
+def _torch_values(torch) -> dict[str, float]:
+    net = _torch_net(torch)
+    x, target = torch.tensor([0.8]), torch.tensor([1.0])
+
+    def scalars(prefix):
+        return {f"{prefix}w_l1": net.hidden_layer.weight.item(), f"{prefix}b_l1": net.hidden_layer.bias.item(),
+                f"{prefix}w_l2": net.output_layer.weight.item(), f"{prefix}b_l2": net.output_layer.bias.item()}
+
+    before = scalars("")
+    output = net(x)
+    a_l2 = output.item()
+    optimizer = torch.optim.SGD(net.parameters(), lr=0.1)
+    net.zero_grad()
+    torch.nn.MSELoss()(output, target).backward()
+    optimizer.step()
+    return {**before, "a_l2": a_l2, **scalars("updated_"), "updated_a_l2": net(x).item()}
+
+
+def test_prints_topology_then_the_published_values_twice(hello, torch, tmp_path, capsys):
+    assert hello.main(["--out", str(tmp_path)]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    topology = f"network topology: {_torch_net(torch)}".splitlines()  # as torch prints the module
+    assert lines[: len(topology)] == topology
+    rest = lines[len(topology):]
+    assert rest == PUBLISHED + ["hand-computed (plain jnp, no autodiff):"] + PUBLISHED
+    assert (tmp_path / "output.txt").read_text().splitlines() == lines
+
+
+@pytest.mark.parametrize("compute", ["flax_values", "hand_values"])
+def test_values_equal_torch_float32(hello, torch, compute):
+    ours = getattr(hello, compute)()
+    expected = _torch_values(torch)
+    assert list(ours) == list(expected)
+    for name, value in expected.items():
+        # float32 throughout; 1e-7 absolute is about one ulp at these magnitudes (0.1 .. 2.5)
+        np.testing.assert_allclose(ours[name], value, rtol=0, atol=1e-7, err_msg=name)
+
+
+def test_unwritable_out_is_one_error_line(hello, tmp_path, capsys):
+    blocker = tmp_path / "file"
+    blocker.write_text("not a folder")
+    assert hello.main(["--out", str(blocker / "sub")]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("error: ") and "file" in err[0]
