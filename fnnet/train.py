@@ -1,0 +1,225 @@
+"""Compiled training: one pure ``train_step`` and whole epochs under ``lax.scan``.
+
+The shape follows Flax's ``examples/imagenet/train.py``: ``train_step(state, batch) -> (state,
+metrics)`` holds ``value_and_grad``, the optax update and ``apply_gradients`` in one jit region;
+``fnnet.parallel`` wraps that *same* function for pmap / sharding (principle 2 of DESIGN.md).
+
+An epoch is one jitted call: the data already sits on the device, the epoch's order is a
+permutation drawn from ``fold_in(data_key, epoch)`` (so epoch k's order depends only on the seed and
+k, which is what makes a resumed run bitwise equal to an uninterrupted one), and ``lax.scan`` runs
+every step of the epoch with no Python in the loop.
+
+Randomness inside a step (dropout, augmentation) is drawn per *example*: the key of example ``i`` at
+optimizer step ``s`` is ``fold_in(fold_in(state.key, s), i)`` where ``i`` is the example's index in
+the training set. One device or N devices therefore draw the same numbers for the same example.
+"""
+from __future__ import annotations
+
+import os
+import pathlib
+from typing import Any, Callable, NamedTuple
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+from flax.training import train_state
+
+__all__ = [
+    "TrainState",
+    "accumulate_gradients",
+    "create_train_state",
+    "make_train_step",
+    "make_epoch_fn",
+    "epoch_permutation",
+    "evaluate",
+    "predict",
+    "enable_compilation_cache",
+    "Batch",
+]
+
+LossFn = Callable[[jax.Array, jax.Array], jax.Array]
+AugmentFn = Callable[[jax.Array, jax.Array], jax.Array]
+
+
+class TrainState(train_state.TrainState):
+    """Flax's TrainState (step, params, opt_state; apply_fn and tx static) plus a base PRNG key.
+
+    ``key`` is a raw ``uint32[2]`` key (``jax.random.PRNGKey``) so it checkpoints as a plain array.
+    """
+
+    key: jax.Array
+
+
+class Batch(NamedTuple):
+    """A training batch: inputs, integer labels, and each example's index in the training set."""
+
+    x: jax.Array
+    y: jax.Array
+    idx: jax.Array
+
+
+def create_train_state(model, params, tx: optax.GradientTransformation, key: jax.Array) -> TrainState:
+    """A ``TrainState`` for a Flax module's ``apply`` (``model.apply(params, x, dropout_keys=...)``).
+
+    ``step`` starts as an int32 array (not Flax's Python ``0``) so the first and later steps share
+    one compiled program.
+    """
+    state = TrainState.create(apply_fn=model.apply, params=params, tx=tx, key=key)
+    return state.replace(step=jnp.zeros((), jnp.int32))
+
+
+def accumulate_gradients() -> optax.GradientTransformation:
+    """Gradients that are never zeroed: update_t = g_1 + ... + g_t.
+
+    This is what a torch loop without ``optimizer.zero_grad()`` feeds its optimizer, because
+    ``loss.backward()`` adds into ``.grad``. The apparel tutorial's published loop has exactly this
+    slip (DESIGN.md); chain this before the optimizer to reproduce it. optax has no such transform
+    (``optax.MultiSteps`` accumulates and then *resets*), hence the few lines here.
+    """
+
+    def init_fn(params):
+        return jax.tree.map(jnp.zeros_like, params)
+
+    def update_fn(updates, state, params=None):
+        del params
+        total = jax.tree.map(jnp.add, state, updates)
+        return total, total
+
+    return optax.GradientTransformation(init_fn, update_fn)
+
+
+def example_keys(key: jax.Array, step: jax.Array, idx: jax.Array) -> jax.Array:
+    """Per-example raw keys ``fold_in(fold_in(key, step), idx[b])``; shape ``(batch, 2)``."""
+    step_key = jax.random.fold_in(key, step)
+    return jax.vmap(lambda i: jax.random.fold_in(step_key, i))(idx)
+
+
+def make_train_step(
+    loss_fn: LossFn,
+    *,
+    dropout: bool = False,
+    augment: AugmentFn | None = None,
+    axis_name: str | None = None,
+) -> Callable[[TrainState, Batch], tuple[TrainState, dict[str, jax.Array]]]:
+    """Build the pure step ``train_step(state, batch) -> (state, metrics)``.
+
+    ``loss_fn(logits, labels)`` returns the mean loss of the batch (e.g.
+    ``fnnet.losses.cross_entropy``). With ``axis_name`` set, the step is meant to run under
+    ``pmap``/``shard_map`` over that axis: gradients and metrics are averaged with ``lax.pmean``
+    (each device holds an equal share of the global batch, so the mean of means is the global mean).
+    """
+
+    def train_step(state: TrainState, batch: Batch):
+        keys = example_keys(state.key, state.step, batch.idx)
+        x = batch.x
+        if augment is not None:
+            aug_keys = jax.vmap(lambda k: jax.random.fold_in(k, 1))(keys)
+            x = augment(aug_keys, x)
+        drop_keys = jax.vmap(lambda k: jax.random.fold_in(k, 2))(keys) if dropout else None
+
+        def objective(params):
+            if drop_keys is None:
+                logits = state.apply_fn(params, x)
+            else:
+                logits = state.apply_fn(params, x, dropout_keys=drop_keys)
+            return loss_fn(logits, batch.y), logits
+
+        (loss, logits), grads = jax.value_and_grad(objective, has_aux=True)(state.params)
+        accuracy = jnp.mean(jnp.argmax(logits, axis=-1) == batch.y)
+        metrics = {"loss": loss, "accuracy": accuracy}
+        if axis_name is not None:
+            grads = jax.lax.pmean(grads, axis_name)
+            metrics = jax.lax.pmean(metrics, axis_name)
+        return state.apply_gradients(grads=grads), metrics
+
+    return train_step
+
+
+def epoch_permutation(data_key: jax.Array, epoch: jax.Array | int, n: int, batch_size: int) -> jax.Array:
+    """The example indices of epoch ``epoch``, shaped ``(steps, batch_size)``.
+
+    ``batch_size >= n`` is full-batch mode: one step over all examples in their stored order (the
+    tutorial's loop). Otherwise a permutation drawn from ``fold_in(data_key, epoch)``; the last
+    ``n % batch_size`` examples of the permutation are dropped (``DataLoader(drop_last=True)``), so
+    every step has the same shape and the scan compiles once.
+    """
+    if batch_size >= n:
+        return jnp.arange(n, dtype=jnp.int32).reshape(1, n)
+    steps = n // batch_size
+    perm = jax.random.permutation(jax.random.fold_in(data_key, epoch), n)
+    return perm[: steps * batch_size].astype(jnp.int32).reshape(steps, batch_size)
+
+
+def make_epoch_fn(train_step, *, batch_size: int, donate: bool = False):
+    """``run_epoch(state, x, y, data_key, epoch) -> (state, metrics)``: one jitted call per epoch.
+
+    ``x``/``y`` are the whole training set already on the device; ``metrics`` holds per-step arrays
+    (``loss``, ``accuracy``) of shape ``(steps,)``.
+    """
+
+    def run_epoch(state: TrainState, x: jax.Array, y: jax.Array, data_key: jax.Array, epoch):
+        order = epoch_permutation(data_key, epoch, x.shape[0], batch_size)
+
+        def body(state, idx):
+            return train_step(state, Batch(x=x[idx], y=y[idx], idx=idx))
+
+        return jax.lax.scan(body, state, order)
+
+    return jax.jit(run_epoch, donate_argnums=(0,) if donate else ())
+
+
+def _chunked_logits(apply_fn, params, x: jax.Array, chunk: int) -> jax.Array:
+    """``apply_fn(params, x)`` computed over fixed-size chunks (the last one zero-padded)."""
+    n = x.shape[0]
+    chunk = max(1, min(chunk, n))
+    count = -(-n // chunk)
+    pad = chunk * count - n
+    xp = jnp.concatenate([x, jnp.zeros((pad,) + x.shape[1:], x.dtype)], axis=0) if pad else x
+    logits = jax.lax.map(lambda xc: apply_fn(params, xc), xp.reshape((count, chunk) + x.shape[1:]))
+    return logits.reshape((count * chunk,) + logits.shape[2:])[:n]
+
+
+def evaluate(apply_fn, params, x: jax.Array, y: jax.Array, loss_fn: LossFn, *, chunk: int = 10_000):
+    """Mean loss, accuracy and predictions of ``apply_fn(params, .)`` on ``(x, y)``.
+
+    Pure: jit it with ``apply_fn``/``loss_fn`` bound (``jax.jit(functools.partial(evaluate, ...))``).
+    The forward pass runs in chunks so a whole split fits in memory on any device.
+    """
+    logits = _chunked_logits(apply_fn, params, x, chunk)
+    predictions = jnp.argmax(logits, axis=-1).astype(jnp.int32)
+    return {
+        "loss": loss_fn(logits, y),
+        "accuracy": jnp.mean(predictions == y),
+        "predictions": predictions,
+    }
+
+
+def predict(apply_fn, params, x: jax.Array, *, chunk: int = 10_000) -> jax.Array:
+    """Class predictions (argmax of the logits) for ``x``, computed in fixed-size chunks."""
+    return jnp.argmax(_chunked_logits(apply_fn, params, x, chunk), axis=-1).astype(jnp.int32)
+
+
+def default_cache_dir() -> pathlib.Path:
+    """``$XDG_CACHE_HOME/fnnet`` or ``~/.cache/fnnet``."""
+    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    return pathlib.Path(base) / "fnnet"
+
+
+def enable_compilation_cache(path: str | os.PathLike | None = None) -> pathlib.Path:
+    """Turn on JAX's persistent compilation cache (default ``~/.cache/fnnet/jax-cache``).
+
+    Every compiled program is stored, however quick its compile, so a second run of an experiment
+    skips XLA compilation entirely.
+    """
+    cache = pathlib.Path(path) if path is not None else default_cache_dir() / "jax-cache"
+    cache.mkdir(parents=True, exist_ok=True)
+    jax.config.update("jax_compilation_cache_dir", str(cache))
+    jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.0)
+    jax.config.update("jax_persistent_cache_min_entry_size_bytes", 0)
+    return cache
+
+
+def tree_to_numpy(tree: Any) -> Any:
+    """Device arrays to NumPy (for metrics and checkpoints)."""
+    return jax.tree.map(np.asarray, tree)
