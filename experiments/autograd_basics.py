@@ -16,15 +16,14 @@ a function: ``jax.grad(f, argnums=...)(inputs)`` returns the gradient as a value
 from __future__ import annotations
 
 import argparse
-import os
 import pathlib
 import sys
-import tempfile
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 
+from fnnet.reports import save_figure
 from fnnet.tensor import manual_seed, randn
 
 
@@ -87,16 +86,7 @@ def plot_derivative(path: pathlib.Path) -> bool:
     ax.plot(np.asarray(x), np.asarray(elementwise_derivative(x)), "r--", label="Derivative")
     ax.set_xlabel("x")
     ax.legend()
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fig.savefig(fh, format="png")
-        os.replace(tmp, path)
-    except BaseException:
-        pathlib.Path(tmp).unlink(missing_ok=True)
-        raise
-    finally:
-        plt.close(fig)
+    save_figure(fig, path)
     return True
 
 

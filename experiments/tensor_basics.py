@@ -17,10 +17,8 @@ silently. The first line shows the error a user gets without it. The transcript 
 from __future__ import annotations
 
 import argparse
-import os
 import pathlib
 import sys
-import tempfile
 from typing import Any
 
 import jax
@@ -28,6 +26,7 @@ import jax.numpy as jnp
 import numpy as np
 import pandas as pd
 
+from fnnet.reports import atomic_write_text
 from fnnet.tensor import (
     cat,
     det,
@@ -144,14 +143,7 @@ def walkthrough(seed: int) -> list[str]:
 
 def write_text(path: pathlib.Path, text: str) -> None:
     """Write atomically: a temporary file in the same directory, then os.replace."""
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w") as fh:
-            fh.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        pathlib.Path(tmp).unlink(missing_ok=True)
-        raise
+    atomic_write_text(path, text)
 
 
 def main(argv: list[str] | None = None) -> int:

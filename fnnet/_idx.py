@@ -9,11 +9,12 @@ from __future__ import annotations
 import gzip
 import hashlib
 import os
-import tempfile
 import zlib
 from pathlib import Path
 
 import numpy as np
+
+from fnnet._io import atomic_write_bytes
 
 __all__ = ["DataError", "read_idx", "write_idx", "idx_magic", "md5_file", "atomic_write_bytes"]
 
@@ -112,26 +113,6 @@ def _idx_bytes(array: np.ndarray) -> bytes:
     code = _DTYPE_CODES[native]
     header = bytes([0, 0, code, array.ndim]) + b"".join(int(d).to_bytes(4, "big") for d in array.shape)
     return header + np.ascontiguousarray(array, dtype=_IDX_DTYPES[code]).tobytes()
-
-
-def _umask() -> int:
-    mask = os.umask(0o022)
-    os.umask(mask)
-    return mask
-
-
-def atomic_write_bytes(path: str | os.PathLike[str], data: bytes) -> None:
-    """Write ``data`` to ``path`` via a temporary file in the same folder and ``os.replace``."""
-    path = Path(path)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-        os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes 0600; give the usual permissions
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 def write_idx(path: str | os.PathLike[str], array: np.ndarray, *, compresslevel: int = 6) -> None:

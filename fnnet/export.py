@@ -27,7 +27,6 @@ import json
 import math
 import os
 import pathlib
-import secrets
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
@@ -35,6 +34,7 @@ import jax
 import numpy as np
 from jax import export as jax_export
 
+from fnnet._io import atomic_write_bytes
 from fnnet.data import CLASS_NAMES
 
 ARTIFACT_NAME = "model.jaxexport"
@@ -44,22 +44,6 @@ BATCH_DIM = "batch"
 
 _KNOWN_PLATFORMS = ("cpu", "cuda", "rocm", "tpu")
 _NORMALISATION_KEYS = ("divide_by", "subtract")
-
-
-def _atomic_write(path: pathlib.Path, data: bytes) -> None:
-    """Write ``data`` to a temp file beside ``path``, then ``os.replace`` it into place.
-
-    ``open(..., "xb")`` rather than ``tempfile.mkstemp``: the file gets the umask's permissions
-    (mkstemp's are 0600, which would make a model unreadable to the service that deploys it).
-    """
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}.tmp")
-    try:
-        with open(tmp, "xb") as f:
-            f.write(data)
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
 
 
 def _check_normalisation(normalisation: Any, where: str) -> dict[str, float]:
@@ -158,8 +142,8 @@ def export_classifier(
     directory = pathlib.Path(out_dir)
     directory.mkdir(parents=True, exist_ok=True)
     artifact_path, contract_path = directory / ARTIFACT_NAME, directory / CONTRACT_NAME
-    _atomic_write(artifact_path, blob)
-    _atomic_write(contract_path, (json.dumps(contract, indent=2) + "\n").encode())
+    atomic_write_bytes(artifact_path, blob)
+    atomic_write_bytes(contract_path, (json.dumps(contract, indent=2) + "\n").encode())
     return artifact_path, contract_path
 
 

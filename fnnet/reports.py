@@ -11,35 +11,14 @@ import io
 import json
 import os
 import pathlib
-import tempfile
 from typing import Any, Sequence
 
 import numpy as np
 
-__all__ = ["atomic_write_bytes", "atomic_write_text", "write_json", "write_submission", "have_matplotlib",
+from fnnet._io import atomic_write_bytes, atomic_write_text
+
+__all__ = ["atomic_write_bytes", "atomic_write_text", "write_json", "write_submission", "have_matplotlib", "save_figure",
            "plot_losses", "plot_sample", "plot_confusion", "plot_predictions", "confusion_matrix"]
-
-
-def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> pathlib.Path:
-    """Write ``data`` to ``path`` via a temporary file in the same directory and ``os.replace``."""
-    path = pathlib.Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
-    return path
-
-
-def atomic_write_text(path: str | os.PathLike, text: str) -> pathlib.Path:
-    return atomic_write_bytes(path, text.encode("utf-8"))
 
 
 def write_json(path: str | os.PathLike, obj: Any) -> pathlib.Path:
@@ -72,7 +51,8 @@ def _pyplot():
     return plt
 
 
-def _save(fig, path: str | os.PathLike) -> pathlib.Path:
+def save_figure(fig, path: str | os.PathLike) -> pathlib.Path:
+    """Render a matplotlib figure to PNG and write it atomically; closes the figure."""
     buf = io.BytesIO()
     fig.savefig(buf, format="png", dpi=110, bbox_inches="tight")
     _pyplot().close(fig)
@@ -90,7 +70,7 @@ def plot_losses(path, history: Sequence[dict[str, float]]) -> pathlib.Path:
     ax.set_ylabel("cross-entropy loss")
     ax.legend()
     ax.grid(alpha=0.3)
-    return _save(fig, path)
+    return save_figure(fig, path)
 
 
 def plot_sample(path, image: np.ndarray, title: str) -> pathlib.Path:
@@ -99,7 +79,7 @@ def plot_sample(path, image: np.ndarray, title: str) -> pathlib.Path:
     ax.imshow(image.reshape(28, 28), cmap="gray")
     ax.set_title(title)
     ax.axis("off")
-    return _save(fig, path)
+    return save_figure(fig, path)
 
 
 def confusion_matrix(true: np.ndarray, pred: np.ndarray, classes: int) -> np.ndarray:
@@ -124,7 +104,7 @@ def plot_confusion(path, matrix: np.ndarray, class_names: Sequence[str]) -> path
                     color="white" if matrix[i, j] > threshold else "black")
     fig.colorbar(im, ax=ax)
     ax.set_title("Test confusion matrix")
-    return _save(fig, path)
+    return save_figure(fig, path)
 
 
 def plot_predictions(path, images: np.ndarray, pred: np.ndarray, true: np.ndarray | None,
@@ -146,4 +126,4 @@ def plot_predictions(path, images: np.ndarray, pred: np.ndarray, true: np.ndarra
             ax.set_title(f"{class_names[pred[k]]}\n(true: {class_names[true[k]]})", fontsize=7,
                          color="red" if wrong else "black")
     fig.suptitle("Test predictions (mistakes in red)")
-    return _save(fig, path)
+    return save_figure(fig, path)
