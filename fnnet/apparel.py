@@ -142,11 +142,20 @@ def augment_shift_flip(keys: jax.Array, x: jax.Array) -> jax.Array:
 
 
 def build_state(recipe: Recipe, seed: int, n_train: int, *, dtype=jnp.float32) -> TrainState:
-    """Model, torch-style (or Flax) initial weights, optimizer and base key, all from ``seed``."""
+    """Model, torch-style (or Flax) initial weights, optimizer and base key, all from ``seed``.
+
+    Built under one ``jit`` so the initialisers and the optimizer's ``init`` compile as one program
+    (eagerly, each small op would be compiled on its own).
+    """
     model = MLP((500, 10), init=recipe.init, dropout_rate=recipe.dropout, param_dtype=dtype)
-    key = jax.random.PRNGKey(seed)
-    params = model.init(jax.random.fold_in(key, 0), jnp.zeros((1, 784), dtype))
-    return create_train_state(model, params, make_optimizer(recipe, n_train), jax.random.fold_in(key, 1))
+    tx = make_optimizer(recipe, n_train)
+
+    @jax.jit
+    def build(key):
+        params = model.init(jax.random.fold_in(key, 0), jnp.zeros((1, 784), dtype))
+        return create_train_state(model, params, tx, jax.random.fold_in(key, 1))
+
+    return build(jax.random.PRNGKey(seed))
 
 
 def make_step(recipe: Recipe, *, axis_name: str | None = None):

@@ -23,6 +23,8 @@ import argparse
 import dataclasses
 import functools
 import os
+import socket
+import time
 from typing import Any, Callable
 
 import jax
@@ -75,22 +77,44 @@ class ParallelContext:
         return f"{self.mode} over {len(self.devices)} {self.devices[0].platform} devices{procs}, {self.dtype_name}"
 
 
+def _wait_for_coordinator(host: str, port: int, timeout_s: float) -> None:
+    """Process > 0: wait until the coordinator accepts TCP connections, or raise after ``timeout_s``.
+
+    jaxlib aborts the whole process (a C++ fatal error, no Python exception) when the coordinator
+    never answers, so reachability is checked here first to fail with one clear line instead.
+    """
+    deadline = time.monotonic() + timeout_s
+    last: OSError | None = None
+    while time.monotonic() < deadline:
+        try:
+            with socket.create_connection((host, port), timeout=min(2.0, max(0.1, deadline - time.monotonic()))):
+                return
+        except OSError as err:
+            last = err
+            time.sleep(0.2)
+    raise RuntimeError(f"could not reach the coordinator {host}:{port} within {timeout_s:g}s ({last}); "
+                       f"start process 0 first, or check --coordinator")
+
+
 def initialize_distributed(coordinator: str, num_processes: int, process_id: int, timeout_s: int = 60) -> None:
     """``jax.distributed.initialize`` with CPU collectives (gloo) and a bounded wait.
 
     A coordinator that never answers becomes a ``RuntimeError`` after ``timeout_s`` seconds rather
-    than a hang.
+    than a hang (or jaxlib's process abort).
     """
-    if ":" not in coordinator:
+    host, sep, port_text = coordinator.rpartition(":")
+    if not sep or not host or not port_text.isdigit():
         raise ValueError(f"--coordinator must be HOST:PORT, got {coordinator!r}")
     if not 0 <= process_id < num_processes:
         raise ValueError(f"--process-id must be in [0, {num_processes}), got {process_id}")
+    if process_id > 0:
+        _wait_for_coordinator(host, int(port_text), timeout_s)
     jax.config.update("jax_cpu_collectives_implementation", "gloo")
     try:
         jax.distributed.initialize(coordinator_address=coordinator, num_processes=num_processes,
                                    process_id=process_id, initialization_timeout=timeout_s)
     except Exception as err:  # jaxlib raises XlaRuntimeError / JaxRuntimeError here
-        raise RuntimeError(f"could not reach the coordinator {coordinator} within {timeout_s}s "
+        raise RuntimeError(f"could not start the distributed runtime at {coordinator} "
                            f"(process {process_id} of {num_processes}): {str(err).splitlines()[0]}") from None
 
 

@@ -149,14 +149,20 @@ def test_sigkill_and_resume_is_bitwise_identical(tmp_path, cache_env):
         np.testing.assert_array_equal(np.asarray(x), np.asarray(y))
 
 
-@pytest.mark.parametrize("args, culprit", [
-    (["--data-dir", "/nonexistent/fmnist"], "/nonexistent/fmnist"),
-    (["--epochs", "0"], "--epochs"),
-    (["--recipe", "bogus"], "--recipe"),
-    (["--parallel", "pmap", "--devices", "64"], "--devices 64"),
+TWO_DEVICES = {"XLA_FLAGS": "--xla_force_host_platform_device_count=2"}
+
+
+@pytest.mark.parametrize("args, env, culprit", [
+    (["--data-dir", "/nonexistent/fmnist"], {}, "/nonexistent/fmnist"),
+    (["--epochs", "0"], {}, "--epochs"),
+    (["--recipe", "bogus"], {}, "--recipe"),
+    (["--parallel", "pmap", "--devices", "64"], {}, "--devices 64"),
+    (["--parallel", "sharding", "--batch-size", "501", "--no-download"], TWO_DEVICES, "divisible"),
+    (["--parallel", "sharding", "--num-processes", "2", "--process-id", "1", "--coordinator", "127.0.0.1:9",
+      "--coordinator-timeout", "2"], {}, "127.0.0.1:9"),
 ])
-def test_script_errors_are_one_line(args, culprit, tmp_path, cache_env):
-    result = _run([*args, "--out", str(tmp_path)], env=cache_env)
+def test_script_errors_are_one_line(args, env, culprit, tmp_path, cache_env):
+    result = _run([*args, "--out", str(tmp_path)], env={**cache_env, **env})
     assert result.returncode == 2
     assert "Traceback" not in result.stderr
     assert culprit in result.stderr.strip().splitlines()[-1]
