@@ -679,9 +679,7 @@ def sparse_adam(
     )
 
 
-try:  # the lbfgs helper's module may not exist yet while both are being written
-    from fnnet._lbfgs import lbfgs  # noqa: E402
-except ImportError:  # pragma: no cover - removed by the lead once fnnet/_lbfgs.py lands
-    pass
-else:
-    __all__.append("lbfgs")
+# torch.optim.LBFGS: a closure-style optimizer (not a GradientTransformation), in its own module.
+from fnnet._lbfgs import LBFGSOptimizer, LBFGSState, lbfgs  # noqa: E402
+
+__all__ += ["lbfgs", "LBFGSOptimizer", "LBFGSState"]
