@@ -90,7 +90,8 @@ def run(args) -> int:
                          f"that run, or choose another --out")
 
     data = fnnet.load_fashion_mnist(args.data_dir, download=not args.no_download, verbose=writer)
-    splits = fnnet.prepare_splits(data, seed=args.seed, dtype=ctx.np_dtype)
+    normalisation = fnnet.apparel.input_normalisation(recipe)
+    splits = fnnet.prepare_splits(data, seed=args.seed, dtype=ctx.np_dtype, normalisation=normalisation)
     n_train = splits.train_x.shape[0]
     if recipe.batch_size is not None and recipe.batch_size > n_train:
         recipe = recipe.with_overrides(batch_size=n_train)
@@ -117,11 +118,11 @@ def run(args) -> int:
     params = state.params
     if not writer:
         return 0
-    write_outputs(out, data, splits, recipe, params, state.apply_fn, history, args, ctx, wall0)
+    write_outputs(out, data, splits, recipe, params, state.apply_fn, history, args, ctx, wall0, normalisation)
     return 0
 
 
-def write_outputs(out, data, splits, recipe, params, apply_fn, history, args, ctx, wall0) -> None:
+def write_outputs(out, data, splits, recipe, params, apply_fn, history, args, ctx, wall0, normalisation) -> None:
     loss_fn = fnnet.make_loss(recipe)
     evaluate = jax.jit(lambda p, x, y: fnnet.evaluate(apply_fn, p, x, y, loss_fn))
     train = evaluate(params, jnp.asarray(splits.train_x), jnp.asarray(splits.train_y))
@@ -156,7 +157,7 @@ def write_outputs(out, data, splits, recipe, params, apply_fn, history, args, ct
     metrics["history"] = history
 
     reports.write_submission(out / "submission.csv", splits.test_ids, test_pred)
-    fnnet.export_classifier(apply_fn, params, out, dtype=ctx.dtype_name)
+    fnnet.export_classifier(apply_fn, params, out, dtype=ctx.dtype_name, normalisation=normalisation)
     if reports.have_matplotlib():
         reports.plot_losses(out / "loss.png", history)
         pick = int(np.random.RandomState(128).choice(len(data.train_ids)))  # the tutorial's sample image

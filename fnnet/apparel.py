@@ -18,13 +18,13 @@ import numpy as np
 import optax
 
 from fnnet.checkpoint import Checkpointer
-from fnnet.data import FashionMNIST, stratified_split, to_features
+from fnnet.data import FashionMNIST, stratified_split
 from fnnet.losses import cross_entropy
 from fnnet.models import MLP
 from fnnet.optim import adam, adamw
 from fnnet.train import TrainState, accumulate_gradients, create_train_state, evaluate, make_epoch_fn, make_train_step
 
-__all__ = ["Recipe", "RECIPES", "Splits", "prepare_splits", "build_state", "make_loss", "make_optimizer",
+__all__ = ["Recipe", "RECIPES", "Splits", "prepare_splits", "input_normalisation", "features", "build_state", "make_loss", "make_optimizer",
            "augment_shift_flip", "fit", "EpochLog"]
 
 
@@ -45,6 +45,7 @@ class Recipe:
     dropout: float = 0.0
     augment: bool = False  # random +-2 pixel shifts and horizontal flips, per example
     accumulate_grads: bool = False  # the published loop never calls zero_grad
+    standardize: bool = False  # (pixels/255 - mean) / std with the training set's pixel statistics
     init: str = "torch"
 
     def with_overrides(self, *, epochs=None, batch_size=None, lr=None) -> "Recipe":
@@ -58,13 +59,15 @@ RECIPES: dict[str, Recipe] = {
     "tutorial": Recipe("tutorial", epochs=20, batch_size=None, lr=5e-4, accumulate_grads=True),
     # The same loop with the gradients reset every step (what the author meant).
     "tutorial-fixed": Recipe("tutorial-fixed", epochs=20, batch_size=None, lr=5e-4),
-    # A better recipe for the same 784-500-10 MLP: mini-batches, AdamW with a short warmup and a
-    # cosine decay, label smoothing, dropout on the hidden layer, and shift/flip augmentation (clothes
-    # are left-right symmetric; a 2-pixel shift teaches the MLP what a convolution gets for free).
+    # A better recipe for the same 784-500-10 MLP: inputs standardised with the training set's
+    # pixel mean and std, mini-batches of 256, AdamW with a one-epoch warmup and a cosine decay to 1%
+    # of the peak, label smoothing 0.1 and dropout 0.3 on the hidden layer, 40 epochs. Shift/flip
+    # augmentation, input dropout and an EMA of the weights were tried and did not help within
+    # this budget (an MLP has no translation invariance to learn augmentation from).
     "strong": Recipe(
-        "strong", epochs=16, batch_size=256, lr=2e-3, optimizer="adamw", weight_decay=5e-4,
+        "strong", epochs=40, batch_size=256, lr=2e-3, optimizer="adamw", weight_decay=1e-4,
         schedule="warmup_cosine", warmup_epochs=1, final_lr_fraction=0.01, label_smoothing=0.1,
-        dropout=0.2, augment=True,
+        dropout=0.3, standardize=True,
     ),
 }
 
@@ -81,13 +84,33 @@ class Splits(NamedTuple):
     test_ids: np.ndarray
 
 
-def prepare_splits(data: FashionMNIST, *, seed: int, val_fraction: float = 0.1, dtype=np.float32) -> Splits:
-    """The tutorial's preprocessing: flatten, divide by 255, stratified 10% validation split."""
+# Pixel statistics of the 60,000 official training images (pixels / 255): 0.28604, 0.35302.
+PIXEL_MEAN = 0.2860
+PIXEL_STD = 0.3530
+
+
+def input_normalisation(recipe: Recipe) -> dict[str, float]:
+    """``x = (pixels - subtract) / divide_by``: the tutorial's ``/ 255``, or standardisation."""
+    if recipe.standardize:
+        return {"subtract": 255.0 * PIXEL_MEAN, "divide_by": 255.0 * PIXEL_STD}
+    return {"subtract": 0.0, "divide_by": 255.0}
+
+
+def features(images: np.ndarray, normalisation: dict[str, float], dtype=np.float32) -> np.ndarray:
+    """Flatten and normalise in ``dtype`` exactly as ``experiments/predict.py`` does for an export."""
+    x = np.asarray(images).reshape(len(images), -1).astype(dtype)
+    return (x - dtype(normalisation.get("subtract", 0.0))) / dtype(normalisation["divide_by"])
+
+
+def prepare_splits(data: FashionMNIST, *, seed: int, val_fraction: float = 0.1, dtype=np.float32,
+                   normalisation: dict[str, float] | None = None) -> Splits:
+    """The tutorial's preprocessing: flatten, divide by 255 (or ``normalisation``), stratified 10% validation split."""
+    norm = normalisation or {"subtract": 0.0, "divide_by": 255.0}
     train_x, val_x, train_y, val_y = stratified_split(data.train_images, data.train_labels, test_size=val_fraction, seed=seed)
     return Splits(
-        train_x=to_features(train_x).astype(dtype), train_y=np.asarray(train_y, np.int32),
-        val_x=to_features(val_x).astype(dtype), val_y=np.asarray(val_y, np.int32),
-        test_x=to_features(data.test_images).astype(dtype),
+        train_x=features(train_x, norm, dtype), train_y=np.asarray(train_y, np.int32),
+        val_x=features(val_x, norm, dtype), val_y=np.asarray(val_y, np.int32),
+        test_x=features(data.test_images, norm, dtype),
         test_y=None if data.test_labels is None else np.asarray(data.test_labels, np.int32),
         test_ids=np.asarray(data.test_ids),
     )
