@@ -6,10 +6,11 @@ The tutorial's ``Net`` (``hidden_layer`` and ``output_layer``, both ``nn.Linear(
 after each) with the hand-set weights w_l1=1.58, b_l1=-0.14, w_l2=2.45, b_l2=-0.11, input 0.8,
 target 1, ``nn.MSELoss`` and one ``optim.SGD(lr=0.1)`` step, following the author's
 ``backprop_pytorch.py`` (``net.zero_grad(); loss.backward(); optimizer.step()``, the three lines the
-article's text lost). Here the step is ``jax.value_and_grad`` of ``fnnet.losses.mse_loss`` and
-one update of ``fnnet.optim.sgd(lr=0.1)`` (an optax transformation): no gradient buffers, so there
-is nothing to zero. Then the article's hand-computed version (chain rule by hand,
-plain ``jnp``, no autodiff) prints the same numbers. All values use ``round(x, 4)`` as the article.
+article's text lost). Here the step is ``fnnet.smallnets.hello_train(steps=1)``:
+``jax.value_and_grad`` of ``fnnet.losses.mse_loss`` and one update of ``fnnet.optim.sgd(lr=0.1)``
+(an optax transformation); no gradient buffers, so there is nothing to zero. Then the article's
+hand-computed version (chain rule by hand, plain ``jnp``, no autodiff) prints the same numbers.
+All values use ``round(x, 4)`` as the article.
 
 ``--out DIR`` receives ``output.txt`` (the printed lines). There is no randomness; ``--seed`` is
 accepted for a uniform command line and unused.
@@ -17,19 +18,16 @@ accepted for a uniform command line and unused.
 from __future__ import annotations
 
 import argparse
-import os
 import pathlib
 import sys
-import tempfile
 from collections.abc import Sequence
 
 import jax
 import jax.numpy as jnp
-import optax
 
-from fnnet.losses import mse_loss
 from fnnet.models import HelloNet
-from fnnet.optim import sgd
+from fnnet.reports import atomic_write_text
+from fnnet.smallnets import hello_data, hello_params, hello_train
 
 LR = 0.1  # optim.SGD(net.parameters(), lr=0.1)
 INPUT, TARGET = 0.8, 1.0
@@ -45,27 +43,13 @@ def topology(params: dict, name: str = "Net") -> str:
     return "\n".join(lines)
 
 
-@jax.jit
-def sgd_step(params: dict, x: jax.Array, y: jax.Array) -> tuple[dict, jax.Array, jax.Array]:
-    """One ``zero_grad(); loss.backward(); SGD(lr=0.1).step()``; returns (new params, output, updated output)."""
-    model = HelloNet()
-    tx = sgd(lr=LR)  # torch.optim.SGD as an optax GradientTransformation
-
-    def loss_fn(p):
-        out = model.apply(p, x)
-        return mse_loss(out, y), out  # nn.MSELoss(): mean of squares, no 1/2
-
-    (_, out), grads = jax.value_and_grad(loss_fn, has_aux=True)(params)
-    updates, _ = tx.update(grads, tx.init(params), params)
-    new_params = optax.apply_updates(params, updates)
-    return new_params, out, model.apply(new_params, x)
-
-
 def flax_values() -> dict[str, float]:
-    """The ten printed quantities computed with the Flax module and one optax step (float32)."""
-    params = HelloNet.published_params()
-    x, y = jnp.array([[INPUT]]), jnp.array([[TARGET]])
-    new, out, new_out = sgd_step(params, x, y)
+    """The ten printed quantities: the Flax module and one optax SGD step (``fnnet.smallnets.hello_train``)."""
+    params = hello_params()
+    x, _ = hello_data()
+    new, _ = hello_train(params, steps=1, lr=LR)
+    model = HelloNet()
+    out, new_out = model.apply(params, x), model.apply(new, x)
 
     def scalars(p: dict, prefix: str) -> dict[str, float]:
         hl, ol = p["params"]["hidden_layer"], p["params"]["output_layer"]
@@ -112,32 +96,19 @@ def format_values(values: dict[str, float]) -> list[str]:
     return [f"{k} = {round(v, 4)}" for k, v in values.items()]
 
 
-def _write_atomic(path: pathlib.Path, text: str) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(text)
-        os.chmod(tmp, 0o644)  # mkstemp creates 0600
-        os.replace(tmp, path)
-    except BaseException:
-        os.unlink(tmp)
-        raise
-
-
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", type=pathlib.Path, default=pathlib.Path("outputs/hello_world"))
     parser.add_argument("--seed", type=int, default=0, help="unused: the weights are fixed")
     args = parser.parse_args(argv)
     try:
-        lines = [f"network topology: {topology(HelloNet.published_params())}"]
+        lines = [f"network topology: {topology(hello_params())}"]
         lines += format_values(flax_values())
         lines.append("hand-computed (plain jnp, no autodiff):")
         lines += format_values(hand_values())
         text = "\n".join(lines)
         print(text)
-        _write_atomic(args.out / "output.txt", text + "\n")
+        atomic_write_text(args.out / "output.txt", text + "\n")
     except (ValueError, FileNotFoundError, OSError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2

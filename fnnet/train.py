@@ -223,3 +223,47 @@ def enable_compilation_cache(path: str | os.PathLike | None = None) -> pathlib.P
 def tree_to_numpy(tree: Any) -> Any:
     """Device arrays to NumPy (for metrics and checkpoints)."""
     return jax.tree.map(np.asarray, tree)
+
+
+def make_run_fn(train_step, *, batch_size: int, epochs: int, loss_fn: LossFn, eval_chunk: int = 10_000,
+                donate: bool = False):
+    """``run(state, x, y, val_x, val_y, data_key, start_epoch=0) -> (state, history)``: a whole run in ONE jit.
+
+    ``epochs`` epochs of ``train_step``, each followed by the validation loss and accuracy, as one
+    ``lax.scan`` over epochs (of a ``lax.scan`` over steps): the computation of ``fnnet.fit`` without
+    a checkpointer (epoch k's order from ``fold_in(data_key, k)``, k counted from ``start_epoch``), with
+    no Python between epochs and one compile per ``run`` object. ``history`` holds arrays of shape
+    ``(epochs,)``: ``train_loss``/``train_accuracy`` (means over the epoch's steps, in the metrics'
+    dtype; ``fit`` averages on the host in float64, which differs only in the last float32 bits when
+    an epoch has many steps) and ``val_loss``/``val_accuracy``. In full-batch mode (``batch_size >=
+    len(x)``) the step takes ``x`` itself rather than the copy ``x[arange(n)]`` (same values).
+    Use it when a run needs no checkpoint or per-epoch callback (benchmarks, sweeps); ``fit`` is the
+    resumable loop.
+    """
+    if isinstance(epochs, bool) or not isinstance(epochs, int) or epochs < 1:
+        raise ValueError(f"epochs must be a positive int, got {epochs!r}")
+    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
+        raise ValueError(f"batch_size must be a positive int, got {batch_size!r}")
+
+    def run(state: TrainState, x, y, val_x, val_y, data_key, start_epoch=0):
+        n = x.shape[0]
+        full = batch_size >= n
+
+        def one_epoch(state, epoch):
+            if full:
+                state, metrics = train_step(state, Batch(x=x, y=y, idx=jnp.arange(n, dtype=jnp.int32)))
+                metrics = jax.tree.map(lambda m: m[None], metrics)
+            else:
+                def body(st, idx):
+                    return train_step(st, Batch(x=x[idx], y=y[idx], idx=idx))
+
+                state, metrics = jax.lax.scan(body, state, epoch_permutation(data_key, epoch, n, batch_size))
+            val = evaluate(state.apply_fn, state.params, val_x, val_y, loss_fn, chunk=eval_chunk)
+            row = {"train_loss": jnp.mean(metrics["loss"]), "train_accuracy": jnp.mean(metrics["accuracy"]),
+                   "val_loss": val["loss"], "val_accuracy": val["accuracy"]}
+            return state, row
+
+        first = jnp.asarray(start_epoch, jnp.int32)
+        return jax.lax.scan(one_epoch, state, first + jnp.arange(epochs, dtype=jnp.int32))
+
+    return jax.jit(run, donate_argnums=(0,) if donate else ())

@@ -1,5 +1,6 @@
-"""experiments/binary_classifier.py and fnnet.toy_data: the shipped rows are scikit-learn's, and
-the scanned training run's loss curve is torch's (from the same initial weights)."""
+"""experiments/binary_classifier.py, fnnet.smallnets' binary network and fnnet.toy_data: the shipped
+rows are scikit-learn's, and the scanned training run's loss curve is torch's (from the same initial
+weights)."""
 from __future__ import annotations
 
 import importlib.util
@@ -12,6 +13,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from fnnet import smallnets
 from fnnet.interop import torch_to_flax
 from fnnet.toy_data import load_binary_classification
 
@@ -91,32 +93,32 @@ def _torch_losses(torch, net, X, y, epochs):
         (2, 1e-6),
     ],
 )
-def test_loss_curve_equals_torch_float32(bc, torch, seed, rtol):
+def test_loss_curve_equals_torch_float32(torch, seed, rtol):
     X, y = load_binary_classification()
     torch.manual_seed(seed)
     net = _torch_network(torch)
-    params = torch_to_flax(net.state_dict(), jax.eval_shape(bc.init_params, jax.random.key(0)))
-    _, losses = bc.train(params, jnp.asarray(X), jnp.asarray(y), epochs=1000, lr=0.1)
+    params = torch_to_flax(net.state_dict(), jax.eval_shape(smallnets.binary_init, jax.random.key(0)))
+    _, losses = smallnets.binary_train(params, jnp.asarray(X), jnp.asarray(y), epochs=1000, lr=0.1)
     assert losses.dtype == jnp.float32 and losses.shape == (1000,)
     np.testing.assert_allclose(np.asarray(losses), _torch_losses(torch, net, X, y, 1000), rtol=rtol, atol=0)
 
 
-def test_loss_curve_equals_torch_float64(bc, torch, x64):
+def test_loss_curve_equals_torch_float64(torch, x64):
     X, y = (a.astype(np.float64) for a in load_binary_classification())
     torch.manual_seed(0)
     net = _torch_network(torch).double()
-    params = torch_to_flax(net.state_dict(), jax.eval_shape(bc.init_params, jax.random.key(0)))
-    _, losses = bc.train(params, jnp.asarray(X), jnp.asarray(y), epochs=1000, lr=0.1)
+    params = torch_to_flax(net.state_dict(), jax.eval_shape(smallnets.binary_init, jax.random.key(0)))
+    _, losses = smallnets.binary_train(params, jnp.asarray(X), jnp.asarray(y), epochs=1000, lr=0.1)
     assert losses.dtype == jnp.float64
     np.testing.assert_allclose(np.asarray(losses), _torch_losses(torch, net, X, y, 1000), rtol=1e-12, atol=0)
 
 
-def test_snapshots_equal_torchs_probabilities_every_20_epochs(bc, torch):
+def test_snapshots_equal_torchs_probabilities_every_20_epochs(torch):
     X, y = load_binary_classification()
     torch.manual_seed(1)
     net = _torch_network(torch)
-    params = torch_to_flax(net.state_dict(), jax.eval_shape(bc.init_params, jax.random.key(0)))
-    probs = bc.train_snapshots(params, jnp.asarray(X), jnp.asarray(y), snapshots=10, every=20, lr=0.1)
+    params = torch_to_flax(net.state_dict(), jax.eval_shape(smallnets.binary_init, jax.random.key(0)))
+    probs = smallnets.binary_snapshots(params, jnp.asarray(X), jnp.asarray(y), snapshots=10, every=20, lr=0.1)
     assert probs.shape == (10, 100)
     expected = []
     for _ in range(10):
@@ -146,3 +148,16 @@ def test_bad_epochs_is_one_error_line(bc, tmp_path, capsys):
     assert bc.main(["--epochs", "0", "--out", str(tmp_path)]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and err[0] == "error: --epochs must be at least 1, got 0"
+
+
+@pytest.mark.parametrize(
+    "kwargs,culprit",
+    [({"epochs": 0}, "epochs"), ({"epochs": 5, "lr": 0.0}, "lr"), ({"epochs": 5, "X": np.zeros((100, 4))}, "X"),
+     ({"epochs": 5, "y": np.zeros((100, 1))}, "y")],
+)
+def test_binary_train_rejects_bad_arguments(kwargs, culprit):
+    X, y = load_binary_classification()
+    args = {"X": jnp.asarray(X), "y": jnp.asarray(y), **kwargs}
+    params = smallnets.binary_init(jax.random.key(0))
+    with pytest.raises(ValueError, match=culprit):
+        smallnets.binary_train(params, args.pop("X"), args.pop("y"), **args)

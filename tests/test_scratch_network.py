@@ -1,5 +1,5 @@
-"""experiments/scratch_network.py: both modes equal the same loop in torch (float64), and the
-corrected mode is gradient descent (jax.grad) on half the squared error."""
+"""fnnet.smallnets' scratch network and experiments/scratch_network.py: both modes equal the same loop
+in torch (float64), and the corrected mode is gradient descent (jax.grad) on half the squared error."""
 from __future__ import annotations
 
 import importlib.util
@@ -10,6 +10,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+
+from fnnet import smallnets
 
 EXPERIMENT = pathlib.Path(__file__).resolve().parent.parent / "experiments" / "scratch_network.py"
 
@@ -69,10 +71,9 @@ def _torch_loop(torch, w, epochs, lr, mode):
 
 
 @pytest.mark.parametrize("mode", ["corrected", "as-published"])
-def test_each_mode_equals_torch_float64(scratch, torch, x64, mode):
-    X, y = scratch.data(jnp.float64)
-    w0 = scratch.init_weights(jax.random.key(0), jnp.float64)
-    w, output = scratch.train(w0, X, y, epochs=5000, lr=0.1, mode=mode)
+def test_each_mode_equals_torch_float64(torch, x64, mode):
+    w0 = smallnets.scratch_init(jax.random.key(0), jnp.float64)
+    w, output = smallnets.scratch_train(w0, epochs=5000, lr=0.1, mode=mode)  # the article's data
     tw, toutput = _torch_loop(torch, w0, 5000, 0.1, mode)
     assert output.dtype == jnp.float64
     np.testing.assert_allclose(np.asarray(output), toutput.numpy(), rtol=1e-10, atol=1e-10)
@@ -80,17 +81,17 @@ def test_each_mode_equals_torch_float64(scratch, torch, x64, mode):
         np.testing.assert_allclose(np.asarray(w[k]), tw[k].numpy(), rtol=1e-10, atol=1e-10, err_msg=k)
 
 
-def test_modes_really_differ(scratch):
-    X, y = scratch.data()
-    w0 = scratch.init_weights(jax.random.key(0))
-    a = scratch.train(w0, X, y, epochs=5000, lr=0.1, mode="corrected")[1]  # main's defaults
-    b = scratch.train(w0, X, y, epochs=5000, lr=0.1, mode="as-published")[1]
+def test_modes_really_differ():
+    X, y = smallnets.scratch_data()
+    w0 = smallnets.scratch_init(jax.random.key(0))
+    a = smallnets.scratch_train(w0, X, y, epochs=5000, lr=0.1, mode="corrected")[1]  # main's defaults
+    b = smallnets.scratch_train(w0, X, y, epochs=5000, lr=0.1, mode="as-published")[1]
     assert np.abs(np.asarray(a) - np.asarray(b)).max() > 1e-2
 
 
-def test_corrected_step_is_a_jax_grad_step_of_half_the_squared_error(scratch, x64):
-    X, y = scratch.data(jnp.float64)
-    w = scratch.init_weights(jax.random.key(1), jnp.float64)
+def test_corrected_step_is_a_jax_grad_step_of_half_the_squared_error(x64):
+    X, y = smallnets.scratch_data(jnp.float64)
+    w = smallnets.scratch_init(jax.random.key(1), jnp.float64)
 
     def loss(w):
         hidden = jax.nn.sigmoid(X @ w["wh"] + w["bh"])
@@ -98,7 +99,7 @@ def test_corrected_step_is_a_jax_grad_step_of_half_the_squared_error(scratch, x6
         return 0.5 * jnp.sum((y - output) ** 2)
 
     gd_step = jax.jit(lambda w: jax.tree.map(lambda p, g: p - 0.1 * g, w, jax.grad(loss)(w)))
-    step = jax.jit(lambda w: scratch.step(w, X, y, 0.1, "corrected")[0])
+    step = jax.jit(lambda w: smallnets.scratch_step(w, X, y, 0.1, "corrected")[0])
     for _ in range(5):
         expected = gd_step(w)
         w = step(w)
@@ -125,3 +126,23 @@ def test_bad_flags_are_one_error_line(scratch, tmp_path, capsys, argv, culprit):
     assert scratch.main([*argv, "--out", str(tmp_path)]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and err[0].startswith("error: ") and culprit in err[0]
+
+
+@pytest.mark.parametrize(
+    "kwargs,culprit",
+    [({"epochs": 0}, "epochs"), ({"epochs": 10, "mode": "published"}, "mode"),
+     ({"epochs": 2.5}, "epochs")],
+)
+def test_scratch_train_rejects_bad_arguments(kwargs, culprit):
+    w0 = smallnets.scratch_init(jax.random.key(0))
+    with pytest.raises(ValueError, match=culprit):
+        smallnets.scratch_train(w0, **kwargs)
+
+
+def test_scratch_train_compiles_once_for_any_lr():
+    w0 = smallnets.scratch_init(jax.random.key(0))
+    smallnets.scratch_train(w0, epochs=7, lr=0.1)
+    before = smallnets._scratch_run._cache_size()
+    smallnets.scratch_train(w0, epochs=7, lr=0.2)
+    smallnets.scratch_train(w0, epochs=7, lr=0.3)
+    assert smallnets._scratch_run._cache_size() == before
