@@ -1,0 +1,96 @@
+"""Benchmark ``mlp_mini``: the apparel MLP, mini-batches of 128, one epoch of 54,000 images.
+
+    python benchmarks/mlp_mini.py [--repeats 5] [--quick] [--data-dir DIR] [--impls fnnet,torch,torch-compile]
+
+The ``tutorial-fixed`` recipe with ``batch_size=128``: Adam(lr=0.0005), gradients reset every step,
+421 steps (the last 112 images of the shuffled order are dropped, like ``drop_last=True``).
+
+* fnnet: ``fnnet.make_epoch_fn(fnnet.apparel.make_step(recipe), batch_size=128)``: the epoch's
+  permutation and all 421 steps in one ``jit`` (``lax.scan``), the data already on the device.
+* torch: ``for idx in order: optimizer.zero_grad(); loss = criterion(model(x[idx]), y[idx]);
+  loss.backward(); optimizer.step()`` over the same order fnnet draws (so both runs compute the same
+  thing; torch gets the order precomputed, fnnet draws it inside the timed call).
+* torch-compile: the same step as one ``torch.compile``d function (forward, backward, Adam).
+
+Both start from the same weights; the mean loss of the epoch is compared.
+"""
+from __future__ import annotations
+
+import pathlib
+import sys
+
+sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent))
+
+import _apparel  # noqa: E402
+import _harness as h  # noqa: E402
+
+WORKLOAD = "mlp_mini"
+BATCH = 128
+
+
+def main(argv=None) -> int:
+    args = h.parse(h.parser(__doc__.splitlines()[0], data=True), argv)
+    import jax
+    import jax.numpy as jnp
+    import numpy as np
+
+    from fnnet.apparel import RECIPES, build_state, make_step
+    from fnnet.train import epoch_permutation, make_epoch_fn
+
+    splits, info = _apparel.load_splits(args)
+    n = info["n_train"]
+    recipe = RECIPES["tutorial-fixed"].with_overrides(batch_size=BATCH, epochs=1)
+    state0 = build_state(recipe, 0, n)
+    data_key = jax.random.fold_in(jax.random.PRNGKey(0), 2)
+    meter = h.CompileMeter()
+    records = []
+    final = {}
+    common = {"batch_size": BATCH, "steps": n // BATCH, **info}
+    if "fnnet" in args.impl_list:
+        epoch_fn = make_epoch_fn(make_step(recipe), batch_size=BATCH)
+        x, y = jnp.asarray(splits.train_x), jnp.asarray(splits.train_y)
+        if args.populate_cache:
+            meter.reset()
+            epoch_fn.lower(state0, x, y, data_key, 0).compile()
+            h.emit(args, {"impl": "fnnet", "workload": WORKLOAD, "populated": meter.snapshot()})
+            return 0
+        t = h.time_calls(lambda: epoch_fn(state0, x, y, data_key, 0), repeats=args.repeats, finish=h.block,
+                         meter=meter, first_only=args.first_call_only)
+        final["fnnet"] = float(np.mean(np.asarray(t["out"][1]["loss"], np.float64)))
+        rec = h.record(WORKLOAD, "fnnet", h.jax_device(), t, args, result=final["fnnet"], **common)
+        records.append(rec)
+        h.emit(args, rec)
+    torch_impls = [i for i in args.impl_list if i.startswith("torch")]
+    if torch_impls:
+        import torch
+
+        device, desc = h.torch_device(args.torch_threads)
+        tx, ty, _, _ = _apparel.torch_tensors(torch, splits, device)
+        order = torch.from_numpy(np.asarray(epoch_permutation(data_key, 0, n, BATCH), np.int64)).to(device)
+
+        def finish(losses):
+            return losses.cpu().numpy()
+
+        for impl in torch_impls:
+            model = _apparel.torch_model(torch, state0.params, device)
+            optimizer = torch.optim.Adam(model.parameters(), lr=recipe.lr)
+            setup = h.torch_resetter(model, optimizer)
+            step = _apparel.torch_compiled_step(torch, model, optimizer) if impl == "torch-compile" else None
+
+            def loop(model, optimizer, _step=step):
+                return _apparel.torch_minibatch_epoch(torch, model, optimizer, tx, ty, order, compiled_step=_step)
+
+            t = h.time_calls(loop, repeats=args.repeats, setup=setup, finish=finish)
+            mean = float(np.mean(t["out"].astype(np.float64)))
+            extra = {}
+            if "fnnet" in final:
+                extra["mean_loss_rel_diff_vs_fnnet"] = float(abs(mean - final["fnnet"]) / final["fnnet"])
+            rec = h.record(WORKLOAD, impl, desc, t, args, result=mean, **common, **extra)
+            records.append(rec)
+            h.emit(args, rec)
+    h.emit_ratios(args, WORKLOAD, records)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
