@@ -1,7 +1,8 @@
 """fnnet: the PyTorch tutorials' tensors, autodiff, losses, optimizers and networks in functional JAX.
 
 Submodules (each also importable on its own): ``tensor``, ``losses``, ``optim``, ``interop``,
-``models``, ``data``, ``train``, ``parallel``, ``checkpoint``, ``export``, ``apparel``, ``reports``.
+``models``, ``data``, ``train``, ``parallel``, ``checkpoint``, ``export``, ``apparel``, ``reports``,
+``smallnets`` (the tutorials' small networks, each whole run one ``jit``), ``toy_data``.
 """
 from __future__ import annotations
 
@@ -17,6 +18,7 @@ from fnnet import models as models
 from fnnet import optim as optim
 from fnnet import parallel as parallel
 from fnnet import reports as reports
+from fnnet import smallnets as smallnets
 from fnnet import tensor as tensor
 from fnnet import toy_data as toy_data
 from fnnet import train as train
@@ -52,6 +54,7 @@ from fnnet.train import create_train_state as create_train_state
 from fnnet.train import enable_compilation_cache as enable_compilation_cache
 from fnnet.train import evaluate as evaluate
 from fnnet.train import make_epoch_fn as make_epoch_fn
+from fnnet.train import make_run_fn as make_run_fn
 from fnnet.train import make_train_step as make_train_step
 from fnnet.train import predict as predict
 
@@ -67,6 +70,7 @@ __all__ = [
     "optim",
     "parallel",
     "reports",
+    "smallnets",
     "tensor",
     "toy_data",
     "train",
@@ -102,6 +106,7 @@ __all__ = [
     "enable_compilation_cache",
     "evaluate",
     "make_epoch_fn",
+    "make_run_fn",
     "make_train_step",
     "predict",
 ]

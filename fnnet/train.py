@@ -31,6 +31,7 @@ __all__ = [
     "create_train_state",
     "make_train_step",
     "make_epoch_fn",
+    "make_run_fn",
     "epoch_permutation",
     "evaluate",
     "predict",

@@ -7,6 +7,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import optax
+import pytest
 
 import fnnet
 from fnnet import train
@@ -115,3 +116,25 @@ def test_dropout_keys_are_per_example(x64):
     halves = [model.apply(params, jnp.asarray(x[s]), dropout_keys=keys[s]) for s in (slice(0, 4), slice(4, 8))]
     np.testing.assert_allclose(whole, np.concatenate(halves), rtol=1e-12, atol=1e-15)
     assert not np.allclose(whole, model.apply(params, jnp.asarray(x)))  # dropout did act
+
+
+@pytest.mark.parametrize("recipe_name", ["tutorial", "tutorial-fixed", "strong"])
+def test_make_run_fn_equals_fit(recipe_name, x64):
+    """One jit over all epochs computes what fit's per-epoch loop computes (float64, 1e-12)."""
+    rng = np.random.default_rng(1)
+    n = 512
+    recipe = fnnet.RECIPES[recipe_name].with_overrides(epochs=3, batch_size=None if recipe_name != "strong" else 128)
+    splits = fnnet.Splits(train_x=rng.random((n, 784)), train_y=rng.integers(0, 10, n).astype(np.int32),
+                          val_x=rng.random((64, 784)), val_y=rng.integers(0, 10, 64).astype(np.int32),
+                          test_x=rng.random((8, 784)), test_y=None, test_ids=np.arange(8))
+    state = fnnet.build_state(recipe, 0, n, dtype=jnp.float64)
+    fitted, history = fnnet.fit(state, splits, recipe, seed=0)
+    run = fnnet.make_run_fn(fnnet.apparel.make_step(recipe), batch_size=recipe.batch_size or n, epochs=3,
+                            loss_fn=fnnet.make_loss(recipe))
+    data_key = jax.random.fold_in(jax.random.PRNGKey(0), 2)
+    ran, rows = run(state, jnp.asarray(splits.train_x), jnp.asarray(splits.train_y), jnp.asarray(splits.val_x),
+                    jnp.asarray(splits.val_y), data_key)
+    for key in ["train_loss", "val_loss", "val_accuracy"]:
+        np.testing.assert_allclose(np.asarray(rows[key]), [r[key] for r in history], rtol=1e-12, err_msg=key)
+    for a, b in zip(jax.tree.leaves(fitted.params), jax.tree.leaves(ran.params)):
+        np.testing.assert_allclose(a, b, rtol=1e-12, atol=1e-15)
