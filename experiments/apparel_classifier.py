@@ -23,8 +23,6 @@ import pathlib
 import sys
 import time
 
-import jax
-import jax.numpy as jnp
 import numpy as np
 
 import fnnet
@@ -112,22 +110,23 @@ def run(args) -> int:
         log(f"epoch {row.epoch:3d}/{recipe.epochs}  train_loss {row.train_loss:.4f}  val_loss {row.val_loss:.4f}  "
             f"val_acc {row.val_accuracy:.4f}  {row.seconds:.2f}s", flush=True)
 
+    evaluator = fnnet.train.make_evaluator(state.apply_fn, fnnet.make_loss(recipe))  # one program for every split
     state, history = fnnet.fit(state, splits, recipe, seed=args.seed, checkpointer=checkpointer,
                                resume=args.resume, run_config=run_config, on_epoch=on_epoch,
-                               epoch_fn=epoch_fn, put_data=put_data)
+                               epoch_fn=epoch_fn, put_data=put_data, evaluator=evaluator)
     params = state.params
     if not writer:
         return 0
-    write_outputs(out, data, splits, recipe, params, state.apply_fn, history, args, ctx, wall0, normalisation)
+    write_outputs(out, data, splits, recipe, params, state.apply_fn, history, args, ctx, wall0, normalisation,
+                  evaluator)
     return 0
 
 
-def write_outputs(out, data, splits, recipe, params, apply_fn, history, args, ctx, wall0, normalisation) -> None:
-    loss_fn = fnnet.make_loss(recipe)
-    evaluate = jax.jit(lambda p, x, y: fnnet.evaluate(apply_fn, p, x, y, loss_fn))
-    train = evaluate(params, jnp.asarray(splits.train_x), jnp.asarray(splits.train_y))
-    val = evaluate(params, jnp.asarray(splits.val_x), jnp.asarray(splits.val_y))
-    test_pred = np.asarray(jax.jit(lambda p, x: fnnet.predict(apply_fn, p, x))(params, jnp.asarray(splits.test_x)))
+def write_outputs(out, data, splits, recipe, params, apply_fn, history, args, ctx, wall0, normalisation,
+                  evaluator) -> None:
+    train = evaluator(params, splits.train_x, splits.train_y)
+    val = evaluator(params, splits.val_x, splits.val_y)
+    test_pred = evaluator(params, splits.test_x)["predictions"]
     names = fnnet.CLASS_NAMES
     metrics = {
         "recipe": recipe.name,

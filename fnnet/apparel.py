@@ -22,7 +22,7 @@ from fnnet.data import FashionMNIST, stratified_split
 from fnnet.losses import cross_entropy
 from fnnet.models import MLP
 from fnnet.optim import adam, adamw
-from fnnet.train import TrainState, accumulate_gradients, create_train_state, evaluate, make_epoch_fn, make_train_step
+from fnnet.train import TrainState, accumulate_gradients, create_train_state, make_epoch_fn, make_evaluator, make_train_step
 
 __all__ = ["Recipe", "RECIPES", "Splits", "prepare_splits", "input_normalisation", "features", "build_state", "make_loss", "make_optimizer",
            "augment_shift_flip", "fit", "EpochLog"]
@@ -208,6 +208,7 @@ def fit(
     on_epoch: Callable[[EpochLog], None] | None = None,
     epoch_fn=None,
     put_data: Callable[[np.ndarray], jax.Array] = jnp.asarray,
+    evaluator=None,
 ) -> tuple[TrainState, list[dict[str, float]]]:
     """Train for ``recipe.epochs`` epochs, checkpointing after each; returns (state, history).
 
@@ -217,7 +218,9 @@ def fit(
     equal this one's. The data order of epoch k depends only on (seed, k), so a resumed run computes
     bitwise the same numbers as an uninterrupted one.
     ``epoch_fn`` (default: the single-device ``make_epoch_fn``) lets ``fnnet.parallel`` swap in the
-    pmap or sharding version of the same step; ``put_data`` places the training arrays.
+    pmap or sharding version of the same step; ``put_data`` places the training arrays;
+    ``evaluator`` (default ``make_evaluator(state.apply_fn, make_loss(recipe))``) scores the
+    validation split, and passing the caller's own lets it reuse the same compiled program.
     """
     run_config = dict(run_config or {})
     history: list[dict[str, float]] = []
@@ -234,15 +237,14 @@ def fit(
     if epoch_fn is None:
         batch = splits.train_x.shape[0] if recipe.batch_size is None else recipe.batch_size
         epoch_fn = make_epoch_fn(make_step(recipe), batch_size=batch)
-    loss_fn = make_loss(recipe)
-    eval_fn = jax.jit(lambda params, x, y: evaluate(state.apply_fn, params, x, y, loss_fn))
+    if evaluator is None:
+        evaluator = make_evaluator(state.apply_fn, make_loss(recipe))
     x, y = put_data(splits.train_x), put_data(splits.train_y)
-    val_x, val_y = jnp.asarray(splits.val_x), jnp.asarray(splits.val_y)
     data_key = jax.random.fold_in(jax.random.PRNGKey(seed), 2)
     for epoch in range(start, recipe.epochs):
         t0 = time.perf_counter()
         state, metrics = epoch_fn(state, x, y, data_key, epoch)
-        val = eval_fn(state.params, val_x, val_y)
+        val = evaluator(state.params, splits.val_x, splits.val_y)
         row = {
             "epoch": epoch + 1,
             "train_loss": float(np.mean(np.asarray(metrics["loss"], np.float64))),

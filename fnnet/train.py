@@ -34,6 +34,7 @@ __all__ = [
     "make_run_fn",
     "epoch_permutation",
     "evaluate",
+    "make_evaluator",
     "predict",
     "enable_compilation_cache",
     "Batch",
@@ -199,6 +200,50 @@ def evaluate(apply_fn, params, x: jax.Array, y: jax.Array, loss_fn: LossFn, *, c
 def predict(apply_fn, params, x: jax.Array, *, chunk: int = 10_000) -> jax.Array:
     """Class predictions (argmax of the logits) for ``x``, computed in fixed-size chunks."""
     return jnp.argmax(_chunked_logits(apply_fn, params, x, chunk), axis=-1).astype(jnp.int32)
+
+
+def make_evaluator(apply_fn, loss_fn: LossFn, *, chunk: int = 2_000):
+    """``evaluate(params, x, y=None) -> {"loss", "accuracy", "predictions"}`` with ONE compiled program.
+
+    Every split (train, validation, test, any size) is cut on the host into chunks of exactly
+    ``chunk`` rows (the last one zero-padded and masked), so one jitted per-chunk function serves
+    them all: a second run of an experiment finds it in the persistent cache instead of tracing and
+    compiling one evaluation per split size. The loss is the mean of per-example losses (``loss_fn``
+    applied to one example at a time), summed on the host in float64. With ``y=None`` only
+    ``predictions`` is returned.
+    """
+    if chunk < 1:
+        raise ValueError(f"chunk must be >= 1, got {chunk}")
+
+    @jax.jit
+    def chunk_stats(params, xc, yc, valid):
+        logits = apply_fn(params, xc)
+        per_example = jax.vmap(lambda l, t: loss_fn(l[None, :], t[None]))(logits, yc)
+        pred = jnp.argmax(logits, axis=-1).astype(jnp.int32)
+        return jnp.sum(jnp.where(valid, per_example, 0)), jnp.sum(valid & (pred == yc)), pred
+
+    def evaluate(params, x, y=None):
+        x = np.asarray(x)
+        n = x.shape[0]
+        labels = np.zeros(n, np.int32) if y is None else np.asarray(y, np.int32)
+        total, correct, preds = 0.0, 0, []
+        for start in range(0, n, chunk):
+            xc, yc = x[start:start + chunk], labels[start:start + chunk]
+            m = xc.shape[0]
+            if m < chunk:
+                xc = np.concatenate([xc, np.zeros((chunk - m,) + xc.shape[1:], xc.dtype)])
+                yc = np.concatenate([yc, np.zeros(chunk - m, np.int32)])
+            loss_sum, hits, pred = chunk_stats(params, xc, yc, np.arange(chunk) < m)
+            total += float(loss_sum)
+            correct += int(hits)
+            preds.append(np.asarray(pred)[:m])
+        out = {"predictions": np.concatenate(preds) if preds else np.zeros(0, np.int32)}
+        if y is not None:
+            out["loss"] = total / n
+            out["accuracy"] = correct / n
+        return out
+
+    return evaluate
 
 
 def default_cache_dir() -> pathlib.Path:

@@ -138,3 +138,16 @@ def test_make_run_fn_equals_fit(recipe_name, x64):
         np.testing.assert_allclose(np.asarray(rows[key]), [r[key] for r in history], rtol=1e-12, err_msg=key)
     for a, b in zip(jax.tree.leaves(fitted.params), jax.tree.leaves(ran.params)):
         np.testing.assert_allclose(a, b, rtol=1e-12, atol=1e-15)
+
+
+def test_make_evaluator_equals_evaluate_for_any_split_size(x64):
+    """Fixed-size chunks (the last padded and masked) give evaluate's numbers; one compiled program."""
+    model, params, x, y = _mlp_problem(np.float64, n=53)
+    evaluator = fnnet.train.make_evaluator(model.apply, fnnet.losses.cross_entropy, chunk=8)
+    for n in (53, 16, 5):
+        ref = fnnet.evaluate(model.apply, params, jnp.asarray(x[:n]), jnp.asarray(y[:n]), fnnet.losses.cross_entropy)
+        got = evaluator(params, x[:n], y[:n])
+        np.testing.assert_allclose(got["loss"], float(ref["loss"]), rtol=1e-12)
+        assert got["accuracy"] == np.mean(np.asarray(ref["predictions"]) == y[:n])
+        np.testing.assert_array_equal(got["predictions"], ref["predictions"])
+        np.testing.assert_array_equal(evaluator(params, x[:n])["predictions"], ref["predictions"])
