@@ -29,6 +29,10 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 IMPLS = ("fnnet", "torch", "torch-compile")
+#: opt-in (``--impls ...,jax-prototype``) in the MLP scripts: ``_prototype.py``'s hand-written jit+scan JAX.
+PROTOTYPE = "jax-prototype"
+#: fnnet's time over the hand-written prototype's may be at most this (issue 6: "within 1.2x").
+PROTOTYPE_BAR = 1.2
 
 #: torch/fnnet (eager torch over fnnet's default path) that each workload must reach on the 2-core CPU.
 CPU_TARGETS = {"scratch": 500.0, "hello": 500.0, "binary": 5.0, "mlp_mini": 1.8, "mlp_full": 1.3,
@@ -238,6 +242,28 @@ def emit_ratios(args: argparse.Namespace, workload: str, records: Sequence[dict[
     if target is not None and "torch" in ratios:
         line["target_torch_over_fnnet"] = target
         line["meets_target"] = bool(ratios["torch"] >= target)
+    if args.quick:
+        line["quick"] = True
+    emit(args, line)
+
+
+def emit_prototype_ratio(args: argparse.Namespace, workload: str, records: Sequence[dict[str, Any]],
+                         *, variant: str | None = None) -> None:
+    """The line ``{"fnnet_over_prototype": f/p, "torch_over_prototype": t/p, ...}`` when both ran."""
+    fn = [r for r in records if r["impl"] == "fnnet" and r.get("variant") == variant and "median_s" in r]
+    proto = [r for r in records if r["impl"] == PROTOTYPE and "median_s" in r]
+    if not fn or not proto:
+        return
+    base = proto[0]["median_s"]
+    line: dict[str, Any] = {"workload": workload}
+    if variant is not None:
+        line["variant"] = variant
+    line["fnnet_over_prototype"] = round(fn[0]["median_s"] / base, 3)
+    line["target_fnnet_over_prototype"] = PROTOTYPE_BAR
+    line["meets_prototype_bar"] = bool(line["fnnet_over_prototype"] <= PROTOTYPE_BAR)
+    torch = [r for r in records if r["impl"] == "torch" and "median_s" in r]
+    if torch:
+        line["torch_over_prototype"] = round(torch[0]["median_s"] / base, 3)
     if args.quick:
         line["quick"] = True
     emit(args, line)

@@ -1,7 +1,7 @@
 """Benchmark ``mlp_full``: the apparel MLP as the tutorial trains it: 20 full-batch epochs, validation loss each.
 
     python benchmarks/mlp_full.py [--repeats 5] [--quick] [--data-dir DIR]
-                                  [--impls fnnet,fnnet-fit,torch,torch-compile]
+                                  [--impls fnnet,fnnet-fit,torch,torch-compile,jax-prototype]
 
 The ``tutorial`` recipe: 54,000 training images, one Adam(lr=0.0005) step per epoch on all of them
 with the published loop's accumulated gradients (no ``zero_grad``), and the loss on the 6,000
@@ -18,6 +18,9 @@ validation images after every epoch.
   large matrix products that both libraries hand to their GEMM kernels, so there is nothing for
   Inductor to fuse that matters, and it adds a 20+ s compile to a ~15-minute run_all).
 
+* jax-prototype (opt-in): ``_prototype.make_full_batch_run``, the same 20 epochs and validation
+  losses hand-written in plain ``jnp`` under one ``jit`` (the bar for fnnet's API overhead).
+
 Both libraries start from the same weights and the final validation losses are compared.
 """
 from __future__ import annotations
@@ -31,7 +34,7 @@ import _apparel  # noqa: E402
 import _harness as h  # noqa: E402
 
 WORKLOAD = "mlp_full"
-IMPLS = ("fnnet", "fnnet-fit", "torch", "torch-compile")
+IMPLS = ("fnnet", "fnnet-fit", "torch", "torch-compile", h.PROTOTYPE)
 
 
 def main(argv=None) -> int:
@@ -75,6 +78,20 @@ def main(argv=None) -> int:
         rec = h.record(WORKLOAD, "fnnet", h.jax_device(), t, args, variant="fit", result=result, **common)
         records.append(rec)
         h.emit(args, rec)
+    if h.PROTOTYPE in args.impl_list:
+        import _prototype
+
+        run_p = _prototype.make_full_batch_run(lr=recipe.lr, epochs=recipe.epochs, accumulate=recipe.accumulate_grads)
+        p0 = _prototype.params_from_flax(state0.params)
+        arrays = [jnp.asarray(a) for a in (splits.train_x, splits.train_y, splits.val_x, splits.val_y)]
+        t = h.time_calls(lambda: run_p(p0, *arrays), repeats=args.repeats, finish=h.block)
+        result = float(t["out"][1][-1])
+        extra = {}
+        if "fnnet" in final:
+            extra["final_val_loss_rel_diff_vs_fnnet"] = abs(result - final["fnnet"]) / final["fnnet"]
+        rec = h.record(WORKLOAD, h.PROTOTYPE, h.jax_device(), t, args, result=result, **common, **extra)
+        records.append(rec)
+        h.emit(args, rec)
     torch_impls = [i for i in args.impl_list if i.startswith("torch")]
     if torch_impls:
         import torch
@@ -100,6 +117,7 @@ def main(argv=None) -> int:
             records.append(rec)
             h.emit(args, rec)
     h.emit_ratios(args, WORKLOAD, records, variant="run_fn")
+    h.emit_prototype_ratio(args, WORKLOAD, records, variant="run_fn")
     if any(r.get("variant") == "fit" for r in records):
         h.emit_ratios(args, WORKLOAD, records, variant="fit")
     return 0

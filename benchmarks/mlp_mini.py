@@ -1,6 +1,7 @@
 """Benchmark ``mlp_mini``: the apparel MLP, mini-batches of 128, one epoch of 54,000 images.
 
-    python benchmarks/mlp_mini.py [--repeats 5] [--quick] [--data-dir DIR] [--impls fnnet,torch,torch-compile]
+    python benchmarks/mlp_mini.py [--repeats 5] [--quick] [--data-dir DIR]
+                                  [--impls fnnet,torch,torch-compile,jax-prototype]
 
 The ``tutorial-fixed`` recipe with ``batch_size=128``: Adam(lr=0.0005), gradients reset every step,
 421 steps (the last 112 images of the shuffled order are dropped, like ``drop_last=True``).
@@ -11,6 +12,8 @@ The ``tutorial-fixed`` recipe with ``batch_size=128``: Adam(lr=0.0005), gradient
   loss.backward(); optimizer.step()`` over the same order fnnet draws (so both runs compute the same
   thing; torch gets the order precomputed, fnnet draws it inside the timed call).
 * torch-compile: the same step as one ``torch.compile``d function (forward, backward, Adam).
+* jax-prototype (opt-in): ``_prototype.make_minibatch_epoch``, the same epoch hand-written in plain
+  ``jnp`` under one ``jit`` (the bar fnnet's API overhead is measured against, see ``_prototype.py``).
 
 Both start from the same weights; the mean loss of the epoch is compared.
 """
@@ -29,7 +32,8 @@ BATCH = 128
 
 
 def main(argv=None) -> int:
-    args = h.parse(h.parser(__doc__.splitlines()[0], data=True), argv)
+    args = h.parse(h.parser(__doc__.splitlines()[0], data=True, impls=(*h.IMPLS, h.PROTOTYPE),
+                            default_impls=h.IMPLS), argv)
     import jax
     import jax.numpy as jnp
     import numpy as np
@@ -58,6 +62,19 @@ def main(argv=None) -> int:
                          meter=meter, first_only=args.first_call_only)
         final["fnnet"] = float(np.mean(np.asarray(t["out"][1]["loss"], np.float64)))
         rec = h.record(WORKLOAD, "fnnet", h.jax_device(), t, args, result=final["fnnet"], **common)
+        records.append(rec)
+        h.emit(args, rec)
+    if h.PROTOTYPE in args.impl_list:
+        import _prototype
+
+        epoch = _prototype.make_minibatch_epoch(lr=recipe.lr, batch_size=BATCH)
+        p0 = _prototype.params_from_flax(state0.params)
+        x, y = jnp.asarray(splits.train_x), jnp.asarray(splits.train_y)
+        key = jax.random.fold_in(data_key, 0)  # fnnet's epoch 0 order: the same batches
+        t = h.time_calls(lambda: epoch(p0, x, y, key), repeats=args.repeats, finish=h.block)
+        mean = float(np.mean(np.asarray(t["out"][1], np.float64)))
+        extra = {"mean_loss_rel_diff_vs_fnnet": float(abs(mean - final["fnnet"]) / final["fnnet"])} if "fnnet" in final else {}
+        rec = h.record(WORKLOAD, h.PROTOTYPE, h.jax_device(), t, args, result=mean, **common, **extra)
         records.append(rec)
         h.emit(args, rec)
     torch_impls = [i for i in args.impl_list if i.startswith("torch")]
@@ -89,6 +106,7 @@ def main(argv=None) -> int:
             records.append(rec)
             h.emit(args, rec)
     h.emit_ratios(args, WORKLOAD, records)
+    h.emit_prototype_ratio(args, WORKLOAD, records)
     return 0
 
 
