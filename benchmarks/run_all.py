@@ -490,9 +490,11 @@ def section(platform_name: str, info: dict[str, str], records: list[dict[str, An
                  "(`fnnet.enable_compilation_cache`); `apparel_classifier.py` has it on by default "
                  "(`--compile-cache-dir`). Target: the warm run's compile under 0.5 s, read as XLA compilation, "
                  "the part the persistent cache removes. Tracing and lowering are shown next to it because a user "
-                 "waits for them too: JAX repeats them in every process (a few hundred ms here, most of it "
-                 "JAX's own first-use work; merging `binary_classifier`'s four programs into one was measured and "
-                 "did not lower it, since the cost scales with the equations traced, not the programs).")
+                 "waits for them too: JAX repeats them in every process. Profiled, most of it is JAX's own "
+                 "work: first-use setup in each process and, e.g., lowering every random draw's Threefry hash "
+                 "(about 25 ms per weight shape, so initialising a network costs 0.1-0.2 s); merging "
+                 "`binary_classifier`'s four programs into one was measured and did not lower the total (0.80 s "
+                 "vs 0.88 s), since the cost scales with the equations traced, not the number of programs.")
         L.append("")
 
     # gemm ceiling
