@@ -532,8 +532,11 @@ def section(platform_name: str, info: dict[str, str], records: list[dict[str, An
     if png_rel:
         L.append(f"![torch/fnnet time ratios]({png_rel})")
         L.append("")
+    shown = data_dir
+    if data_dir and pathlib.Path(data_dir).resolve() == (REPO.parent / "shared" / "data" / "fashion-mnist").resolve():
+        shown = "../shared/data/fashion-mnist"
     L.append("Raw JSON lines: `benchmarks/results_" + platform_name + ".json`. Reproduce: "
-             "`python benchmarks/run_all.py`" + (f" --data-dir {data_dir}" if args.data_dir else "") + ".")
+             "`python benchmarks/run_all.py" + (f" --data-dir {shown}" if args.data_dir else "") + "`.")
     L.append("")
     return "\n".join(L), chart_rows
 
