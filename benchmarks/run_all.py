@@ -256,7 +256,7 @@ def gemm_rates(records) -> dict[str, float]:
     """The mean GFLOP/s of the two calibration products, per library."""
     rates: dict[str, list[float]] = {}
     for r in records:
-        if r.get("phase") == "gemm" and "gflops_per_s" in r:
+        if r.get("phase") == "gemm" and "gflops_per_s" in r and "calibration" not in r:
             rates.setdefault(r["impl"], []).append(r["gflops_per_s"])
     return {k: statistics.mean(v) for k, v in rates.items()}
 
@@ -275,6 +275,42 @@ def mlp_gflop(rec: dict[str, Any]) -> float | None:
         return rec["steps"] * step(rec["batch_size"]) / 1e9
     return None
 
+
+MLP_PARAMS = 784 * 500 + 500 + 500 * 10 + 10
+
+
+def mlp_gbytes(rec: dict[str, Any]) -> float | None:
+    """Memory traffic of one call of an MLP workload under a simple model (float32, 4 bytes each).
+
+    Every large intermediate makes one round trip through memory and nothing else does: a
+    full-batch epoch reads the n training images twice (forward, weight gradient), writes the
+    n x 500 hidden layer once and reads it back three times (second layer, its weight gradient, the
+    ReLU mask) and writes/reads the hidden gradient once each (6 passes), scores the v validation
+    images (read once, hidden written and read), and moves the weights, gradients and Adam state
+    (10 passes over the 397,510 parameters). A mini-batch step of b rows gathers its rows (read
+    and write b x 784), reads them twice, makes the same 6 hidden passes and the same 10 parameter
+    passes.
+    """
+    if rec.get("workload") == "mlp_full" and "n_train" in rec:
+        n, v = rec["n_train"], rec["n_val"]
+        floats = 2 * n * 784 + 6 * n * 500 + v * 784 + 2 * v * 500 + 10 * MLP_PARAMS
+        return rec["epochs"] * 4 * floats / 1e9
+    if rec.get("workload") in ("mlp_mini", "mlp_parallel") and "steps" in rec:
+        b = rec["batch_size"]
+        return rec["steps"] * 4 * (4 * b * 784 + 6 * b * 500 + 10 * MLP_PARAMS) / 1e9
+    return None
+
+
+def machine_peaks(records) -> tuple[float | None, float | None]:
+    """(peak GFLOP/s: the best rate of any full-precision float32 product either library ran in
+    ``gemm.py``, the square one or the MLP's; memory bandwidth GB/s)."""
+    flops = [r["gflops_per_s"] for r in records if r.get("phase") == "gemm" and "gflops_per_s" in r]
+    bw = [r["gbytes_per_s"] for r in records if r.get("calibration") == "bandwidth"]
+    return (max(flops) if flops else None), (max(bw) if bw else None)
+
+
+#: fnnet's time over the roofline time that mlp_full must stay within on a GPU (issue 6).
+GPU_ROOFLINE_BAR = 2.0
 
 COMPILE_TARGET_S = 0.5  # issue 6: a second run's compile with the persistent cache
 
@@ -529,6 +565,37 @@ def section(platform_name: str, info: dict[str, str], records: list[dict[str, An
                  "at the same GFLOP/s. (The calibration uses the full 54,000-row products; the 128-row products "
                  "of a mini-batch run a little slower, so the mini-batch ceilings are slightly optimistic.)")
         L.append("")
+    peak_gf, bw = machine_peaks(records)
+    if peak_gf and bw and mlp:
+        L.append("### Roofline of the MLP rows")
+        L.append("")
+        L.append(f"Measured on this machine by `benchmarks/gemm.py`: peak {peak_gf:.1f} GFLOP/s (the best "
+                 f"float32 product rate either library reached, full precision), memory bandwidth {bw:.1f} GB/s (`x = 2 * x` "
+                 "in place over 256 MiB). A row's roofline time is max(FLOPs / peak, bytes / bandwidth): FLOPs are its "
+                 "matrix products (above), bytes follow the traffic model in `run_all.mlp_gbytes` (each large "
+                 "intermediate makes one round trip through memory).")
+        L.append("")
+        L.append("| row | GFLOP | GB moved | compute time at peak | memory time at bandwidth | roofline time | "
+                 "fnnet | fnnet / roofline | bar |")
+        L.append("|---|---|---|---|---|---|---|---|---|")
+        for r in mlp:
+            if r["impl"] != "fnnet":
+                continue
+            gf, gb = mlp_gflop(r), mlp_gbytes(r)
+            t_c, t_m = gf / peak_gf, gb / bw
+            roof = max(t_c, t_m)
+            label = r["workload"] + (f" ({r['variant']})" if r.get("variant") else "")
+            bar = (f"≤ {GPU_ROOFLINE_BAR:.0f}× (GPU)" if r["workload"] == "mlp_full" and platform_name == "gpu"
+                   else "–")
+            if bar != "–":
+                bar += " met" if r["median_s"] / roof <= GPU_ROOFLINE_BAR else " **NOT met**"
+            L.append(f"| {label} | {gf:.1f} | {gb:.1f} | {fmt_s(t_c)} | {fmt_s(t_m)} | {fmt_s(roof)} | "
+                     f"{fmt_s(r['median_s'])} | {r['median_s'] / roof:.2f}× | {bar} |")
+        L.append("")
+        if platform_name == "cpu":
+            L.append("The issue's bar (mlp_full within 2× of its roofline) is set for a GPU; on this CPU the rows "
+                     "are shown for reference.")
+            L.append("")
     if png_rel:
         L.append(f"![torch/fnnet time ratios]({png_rel})")
         L.append("")
