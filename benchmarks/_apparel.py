@@ -108,3 +108,29 @@ def torch_full_batch(torch, model, optimizer, x, y, val_x, val_y, epochs: int, *
         train_losses.append(loss_train.item())
         val_losses.append(loss_val.item())
     return np.array(train_losses), np.array(val_losses)
+
+
+def time_torch_minibatch(args, impls, splits, params, lr: float, order_np):
+    """Time one torch mini-batch epoch per impl (``torch`` or ``torch-compile``) over ``order_np``.
+
+    Yields ``(impl, device description, timing, mean loss of the epoch)``; both ``mlp_mini`` and
+    ``mlp_parallel`` compare fnnet against this.
+    """
+    import torch
+
+    import _harness as h
+
+    device, desc = h.torch_device(args.torch_threads)
+    tx, ty, _, _ = torch_tensors(torch, splits, device)
+    order = torch.from_numpy(np.asarray(order_np, np.int64)).to(device)
+    for impl in impls:
+        model = torch_model(torch, params, device)
+        optimizer = torch.optim.Adam(model.parameters(), lr=lr)
+        setup = h.torch_resetter(model, optimizer)
+        step = torch_compiled_step(torch, model, optimizer) if impl == "torch-compile" else None
+
+        def loop(model, optimizer, _step=step):
+            return torch_minibatch_epoch(torch, model, optimizer, tx, ty, order, compiled_step=_step)
+
+        t = h.time_calls(loop, repeats=args.repeats, setup=setup, finish=lambda out: out.cpu().numpy())
+        yield impl, desc, t, float(np.mean(t["out"].astype(np.float64)))

@@ -78,33 +78,14 @@ def main(argv=None) -> int:
         records.append(rec)
         h.emit(args, rec)
     torch_impls = [i for i in args.impl_list if i.startswith("torch")]
-    if torch_impls:
-        import torch
-
-        device, desc = h.torch_device(args.torch_threads)
-        tx, ty, _, _ = _apparel.torch_tensors(torch, splits, device)
-        order = torch.from_numpy(np.asarray(epoch_permutation(data_key, 0, n, BATCH), np.int64)).to(device)
-
-        def finish(losses):
-            return losses.cpu().numpy()
-
-        for impl in torch_impls:
-            model = _apparel.torch_model(torch, state0.params, device)
-            optimizer = torch.optim.Adam(model.parameters(), lr=recipe.lr)
-            setup = h.torch_resetter(model, optimizer)
-            step = _apparel.torch_compiled_step(torch, model, optimizer) if impl == "torch-compile" else None
-
-            def loop(model, optimizer, _step=step):
-                return _apparel.torch_minibatch_epoch(torch, model, optimizer, tx, ty, order, compiled_step=_step)
-
-            t = h.time_calls(loop, repeats=args.repeats, setup=setup, finish=finish)
-            mean = float(np.mean(t["out"].astype(np.float64)))
-            extra = {}
-            if "fnnet" in final:
-                extra["mean_loss_rel_diff_vs_fnnet"] = float(abs(mean - final["fnnet"]) / final["fnnet"])
-            rec = h.record(WORKLOAD, impl, desc, t, args, result=mean, **common, **extra)
-            records.append(rec)
-            h.emit(args, rec)
+    order = epoch_permutation(data_key, 0, n, BATCH) if torch_impls else None
+    for impl, desc, t, mean in _apparel.time_torch_minibatch(args, torch_impls, splits, state0.params, recipe.lr, order):
+        extra = {}
+        if "fnnet" in final:
+            extra["mean_loss_rel_diff_vs_fnnet"] = float(abs(mean - final["fnnet"]) / final["fnnet"])
+        rec = h.record(WORKLOAD, impl, desc, t, args, result=mean, **common, **extra)
+        records.append(rec)
+        h.emit(args, rec)
     h.emit_ratios(args, WORKLOAD, records)
     h.emit_prototype_ratio(args, WORKLOAD, records)
     return 0

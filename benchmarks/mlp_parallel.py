@@ -91,27 +91,12 @@ def main(argv=None) -> int:
         records.append(rec)
         h.emit(args, rec)
     torch_impls = [i for i in args.impl_list if i.startswith("torch")]
-    if torch_impls:
-        import torch
-
-        device, desc = h.torch_device(args.torch_threads)
-        tx, ty, _, _ = _apparel.torch_tensors(torch, splits, device)
-        order = torch.from_numpy(np.asarray(epoch_permutation(data_key, 0, n, BATCH), np.int64)).to(device)
-        for impl in torch_impls:
-            model = _apparel.torch_model(torch, state0.params, device)
-            optimizer = torch.optim.Adam(model.parameters(), lr=recipe.lr)
-            setup = h.torch_resetter(model, optimizer)
-            step = _apparel.torch_compiled_step(torch, model, optimizer) if impl == "torch-compile" else None
-
-            def loop(model, optimizer, _step=step):
-                return _apparel.torch_minibatch_epoch(torch, model, optimizer, tx, ty, order, compiled_step=_step)
-
-            t = h.time_calls(loop, repeats=args.repeats, setup=setup, finish=lambda out: out.cpu().numpy())
-            mean = float(np.mean(t["out"].astype(np.float64)))
-            extra = {f"mean_loss_rel_diff_vs_fnnet_{m}": float(abs(mean - v) / v) for m, v in final.items()}
-            rec = h.record(WORKLOAD, impl, desc, t, args, result=mean, **common, **extra)
-            records.append(rec)
-            h.emit(args, rec)
+    order = epoch_permutation(data_key, 0, n, BATCH) if torch_impls else None
+    for impl, desc, t, mean in _apparel.time_torch_minibatch(args, torch_impls, splits, state0.params, recipe.lr, order):
+        extra = {f"mean_loss_rel_diff_vs_fnnet_{m}": float(abs(mean - v) / v) for m, v in final.items()}
+        rec = h.record(WORKLOAD, impl, desc, t, args, result=mean, **common, **extra)
+        records.append(rec)
+        h.emit(args, rec)
     for mode in final:
         h.emit_ratios(args, WORKLOAD, records, variant=mode)
     return 0
