@@ -116,6 +116,8 @@ def time_torch_minibatch(args, impls, splits, params, lr: float, order_np):
     Yields ``(impl, device description, timing, mean loss of the epoch)``; both ``mlp_mini`` and
     ``mlp_parallel`` compare fnnet against this.
     """
+    if not impls:
+        return
     import torch
 
     import _harness as h
