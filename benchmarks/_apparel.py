@@ -7,6 +7,7 @@ Mini-batches index the training tensors directly with the order fnnet draws
 (``fnnet.train.epoch_permutation``): the fastest idiomatic torch (a ``DataLoader`` over a
 ``TensorDataset`` collates example by example and is several times slower).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -25,10 +26,18 @@ def load_splits(args: argparse.Namespace):
     data = load_fashion_mnist(args.data_dir, verbose=False)
     splits = prepare_splits(data, seed=0)
     if args.quick:
-        splits = splits._replace(train_x=splits.train_x[:QUICK_TRAIN], train_y=splits.train_y[:QUICK_TRAIN],
-                                 val_x=splits.val_x[:QUICK_VAL], val_y=splits.val_y[:QUICK_VAL])
-    info = {"data": data.source, "is_sample": bool(data.is_sample), "n_train": int(splits.train_x.shape[0]),
-            "n_val": int(splits.val_x.shape[0])}
+        splits = splits._replace(
+            train_x=splits.train_x[:QUICK_TRAIN],
+            train_y=splits.train_y[:QUICK_TRAIN],
+            val_x=splits.val_x[:QUICK_VAL],
+            val_y=splits.val_y[:QUICK_VAL],
+        )
+    info = {
+        "data": data.source,
+        "is_sample": bool(data.is_sample),
+        "n_train": int(splits.train_x.shape[0]),
+        "n_val": int(splits.val_x.shape[0]),
+    }
     return splits, info
 
 
@@ -45,10 +54,12 @@ def torch_model(torch, params: Any, device):
 
 def torch_tensors(torch, splits, device):
     """Training/validation features (float32) and labels (int64, as ``CrossEntropyLoss`` wants)."""
-    return (torch.from_numpy(np.array(splits.train_x)).to(device),
-            torch.from_numpy(np.asarray(splits.train_y, np.int64)).to(device),
-            torch.from_numpy(np.array(splits.val_x)).to(device),
-            torch.from_numpy(np.asarray(splits.val_y, np.int64)).to(device))
+    return (
+        torch.from_numpy(np.array(splits.train_x)).to(device),
+        torch.from_numpy(np.asarray(splits.train_y, np.int64)).to(device),
+        torch.from_numpy(np.array(splits.val_x)).to(device),
+        torch.from_numpy(np.asarray(splits.val_y, np.int64)).to(device),
+    )
 
 
 def torch_minibatch_epoch(torch, model, optimizer, x, y, order, *, compiled_step=None):
@@ -85,8 +96,7 @@ def torch_compiled_step(torch, model, optimizer):
     return step
 
 
-def torch_full_batch(torch, model, optimizer, x, y, val_x, val_y, epochs: int, *, accumulate: bool,
-                     forward=None):
+def torch_full_batch(torch, model, optimizer, x, y, val_x, val_y, epochs: int, *, accumulate: bool, forward=None):
     """The tutorial's loop: ``epochs`` full-batch steps, the validation loss after each.
 
     ``accumulate=True`` is the published code, which never calls ``optimizer.zero_grad()`` (each step
@@ -118,9 +128,8 @@ def time_torch_minibatch(args, impls, splits, params, lr: float, order_np):
     """
     if not impls:
         return
-    import torch
-
     import _harness as h
+    import torch
 
     device, desc = h.torch_device(args.torch_threads)
     tx, ty, _, _ = torch_tensors(torch, splits, device)

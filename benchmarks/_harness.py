@@ -15,6 +15,7 @@ fnnet's compile time is read from JAX's own monitoring events (tracing + lowerin
 compile, which covers a persistent-cache read when the cache hits), so ``compile_s`` is measured,
 not inferred.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -35,32 +36,54 @@ PROTOTYPE = "jax-prototype"
 PROTOTYPE_BAR = 1.2
 
 #: torch/fnnet (eager torch over fnnet's default path) that each workload must reach on the 2-core CPU.
-CPU_TARGETS = {"scratch": 500.0, "hello": 500.0, "binary": 5.0, "mlp_mini": 1.8, "mlp_full": 1.3,
-               "mlp_parallel": 1.0}
+CPU_TARGETS = {"scratch": 500.0, "hello": 500.0, "binary": 5.0, "mlp_mini": 1.8, "mlp_full": 1.3, "mlp_parallel": 1.0}
 
 
-def parser(description: str, *, data: bool = False, impls: Sequence[str] = IMPLS,
-           default_impls: Sequence[str] | None = None) -> argparse.ArgumentParser:
+def parser(
+    description: str, *, data: bool = False, impls: Sequence[str] = IMPLS, default_impls: Sequence[str] | None = None
+) -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(description=description)
     p.add_argument("--repeats", type=int, default=5, help="timed calls after the first (default 5)")
-    p.add_argument("--quick", action="store_true",
-                   help="a much smaller problem for smoke tests (numbers not comparable; torch-compile off "
-                        "unless named in --impls)")
-    p.add_argument("--impls", default=None,
-                   help=f"comma-separated subset of {','.join(impls)} "
-                        f"(default {','.join(default_impls or impls)})")
-    p.add_argument("--first-call-only", action="store_true",
-                   help="only fnnet's first call (compile included), e.g. to time a warm persistent cache")
-    p.add_argument("--populate-cache", action="store_true",
-                   help="with --compile-cache: compile fnnet's programs ahead of time (no run) and exit")
-    p.add_argument("--compile-cache", default=None, metavar="DIR",
-                   help="turn on JAX's persistent compilation cache in DIR (default: off)")
-    p.add_argument("--torch-threads", type=int, default=os.cpu_count(),
-                   help="torch.set_num_threads (default: every core, as XLA uses)")
+    p.add_argument(
+        "--quick",
+        action="store_true",
+        help="a much smaller problem for smoke tests (numbers not comparable; torch-compile off "
+        "unless named in --impls)",
+    )
+    p.add_argument(
+        "--impls",
+        default=None,
+        help=f"comma-separated subset of {','.join(impls)} (default {','.join(default_impls or impls)})",
+    )
+    p.add_argument(
+        "--first-call-only",
+        action="store_true",
+        help="only fnnet's first call (compile included), e.g. to time a warm persistent cache",
+    )
+    p.add_argument(
+        "--populate-cache",
+        action="store_true",
+        help="with --compile-cache: compile fnnet's programs ahead of time (no run) and exit",
+    )
+    p.add_argument(
+        "--compile-cache",
+        default=None,
+        metavar="DIR",
+        help="turn on JAX's persistent compilation cache in DIR (default: off)",
+    )
+    p.add_argument(
+        "--torch-threads",
+        type=int,
+        default=os.cpu_count(),
+        help="torch.set_num_threads (default: every core, as XLA uses)",
+    )
     p.add_argument("--json", default=None, metavar="PATH", help="also append the JSON lines to PATH")
     if data:
-        p.add_argument("--data-dir", default=None,
-                       help="Fashion-MNIST (default: fnnet's resolution: $FNNET_DATA_DIR, cache, download, sample)")
+        p.add_argument(
+            "--data-dir",
+            default=None,
+            help="Fashion-MNIST (default: fnnet's resolution: $FNNET_DATA_DIR, cache, download, sample)",
+        )
     p.set_defaults(_all_impls=tuple(impls), _default_impls=tuple(default_impls or impls))
     return p
 
@@ -89,6 +112,7 @@ def parse(p: argparse.ArgumentParser, argv: Sequence[str] | None) -> argparse.Na
 
 
 # --------------------------------------------------------------------------------- measurement
+
 
 class CompileMeter:
     """Sums JAX's compile-time monitoring events (seconds) and persistent-cache hits/misses."""
@@ -130,9 +154,15 @@ class CompileMeter:
         return out
 
 
-def time_calls(run: Callable[..., Any], *, repeats: int, setup: Callable[[], tuple] = tuple,
-               finish: Callable[[Any], Any] = lambda out: out, first_only: bool = False,
-               meter: CompileMeter | None = None) -> dict[str, Any]:
+def time_calls(
+    run: Callable[..., Any],
+    *,
+    repeats: int,
+    setup: Callable[[], tuple] = tuple,
+    finish: Callable[[Any], Any] = lambda out: out,
+    first_only: bool = False,
+    meter: CompileMeter | None = None,
+) -> dict[str, Any]:
     """Time ``finish(run(*setup()))``: the first call alone, then ``repeats`` calls.
 
     Returns ``first_call_s``, ``median_s``, ``min_s``, ``times_s``, the last output (``out``) and,
@@ -167,6 +197,7 @@ def block(tree: Any) -> Any:
 
 
 # ------------------------------------------------------------------------------------ reporting
+
 
 def jax_device() -> str:
     import jax
@@ -206,8 +237,9 @@ def emit(args: argparse.Namespace, record: dict[str, Any]) -> None:
             f.write(line + "\n")
 
 
-def record(workload: str, impl: str, device: str, timing: dict[str, Any], args: argparse.Namespace,
-           **extra: Any) -> dict[str, Any]:
+def record(
+    workload: str, impl: str, device: str, timing: dict[str, Any], args: argparse.Namespace, **extra: Any
+) -> dict[str, Any]:
     rec: dict[str, Any] = {"impl": impl, "workload": workload, "device": device}
     for key in ("median_s", "min_s", "first_call_s"):
         if key in timing:
@@ -223,15 +255,17 @@ def record(workload: str, impl: str, device: str, timing: dict[str, Any], args: 
     return rec
 
 
-def emit_ratios(args: argparse.Namespace, workload: str, records: Sequence[dict[str, Any]],
-                *, variant: str | None = None) -> None:
+def emit_ratios(
+    args: argparse.Namespace, workload: str, records: Sequence[dict[str, Any]], *, variant: str | None = None
+) -> None:
     """The line ``{"ratio": {"torch": t/f, "torch-compile": ...}}`` against fnnet's (``variant``) median."""
     fn = [r for r in records if r["impl"] == "fnnet" and r.get("variant") == variant and "median_s" in r]
     if not fn:
         return
     base = fn[0]["median_s"]
-    ratios = {r["impl"]: round(r["median_s"] / base, 3) for r in records
-              if r["impl"].startswith("torch") and "median_s" in r}
+    ratios = {
+        r["impl"]: round(r["median_s"] / base, 3) for r in records if r["impl"].startswith("torch") and "median_s" in r
+    }
     if not ratios:
         return
     line: dict[str, Any] = {"workload": workload}
@@ -247,8 +281,9 @@ def emit_ratios(args: argparse.Namespace, workload: str, records: Sequence[dict[
     emit(args, line)
 
 
-def emit_prototype_ratio(args: argparse.Namespace, workload: str, records: Sequence[dict[str, Any]],
-                         *, variant: str | None = None) -> None:
+def emit_prototype_ratio(
+    args: argparse.Namespace, workload: str, records: Sequence[dict[str, Any]], *, variant: str | None = None
+) -> None:
     """The line ``{"fnnet_over_prototype": f/p, "torch_over_prototype": t/p, ...}`` when both ran."""
     fn = [r for r in records if r["impl"] == "fnnet" and r.get("variant") == variant and "median_s" in r]
     proto = [r for r in records if r["impl"] == PROTOTYPE and "median_s" in r]

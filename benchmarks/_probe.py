@@ -8,6 +8,7 @@ persistent compilation cache in DIR (``fnnet.train.enable_compilation_cache``; t
 have no flag for it), runs the script with ``runpy`` and writes ``{"exit_code", "compile": {...}}``
 to PATH. The listeners cost nothing measurable; the caller times the whole process.
 """
+
 from __future__ import annotations
 
 import json

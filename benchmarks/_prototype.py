@@ -10,6 +10,7 @@ under one ``jit`` with ``lax.scan``. Weights come in as a plain dict
 ``{"w1": (784, 500), "b1", "w2": (500, 10), "b2"}`` taken from fnnet's initial state, so both start
 from the same numbers and their results are compared.
 """
+
 from __future__ import annotations
 
 from typing import Any
@@ -21,8 +22,12 @@ import jax.numpy as jnp
 def params_from_flax(params: Any) -> dict[str, jax.Array]:
     """fnnet's ``MLP((500, 10))`` variables as the prototype's plain dict."""
     p = params["params"]
-    return {"w1": p["Dense_0"]["kernel"], "b1": p["Dense_0"]["bias"],
-            "w2": p["Dense_1"]["kernel"], "b2": p["Dense_1"]["bias"]}
+    return {
+        "w1": p["Dense_0"]["kernel"],
+        "b1": p["Dense_0"]["bias"],
+        "w2": p["Dense_1"]["kernel"],
+        "b2": p["Dense_1"]["bias"],
+    }
 
 
 def _logits(p, x):
@@ -45,8 +50,8 @@ def _adam(lr: float, b1: float = 0.9, b2: float = 0.999, eps: float = 1e-8):
         tf = t.astype(jnp.float32)
         m = jax.tree.map(lambda m, g: m + (g - m) * (1 - b1), m, g)
         v = jax.tree.map(lambda v, g: v * b2 + (1 - b2) * g * g, v, g)
-        step_size = lr / (1 - b1 ** tf)
-        bc2_sqrt = jnp.sqrt(1 - b2 ** tf)
+        step_size = lr / (1 - b1**tf)
+        bc2_sqrt = jnp.sqrt(1 - b2**tf)
         p = jax.tree.map(lambda p, m, v: p - step_size * m / (jnp.sqrt(v) / bc2_sqrt + eps), p, m, v)
         return p, (m, v, t)
 

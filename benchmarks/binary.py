@@ -13,6 +13,7 @@ Data: the 100 rows of ``make_classification(100, 5, n_informative=3, random_stat
 (``fnnet.load_binary_classification``). torch gets fnnet's initial weights
 (``fnnet.interop.flax_to_torch``), so both compute the same run; the final losses are compared.
 """
+
 from __future__ import annotations
 
 import pathlib
@@ -64,8 +65,13 @@ def main(argv=None) -> int:
     final = {}
     if "fnnet" in args.impl_list:
         X, y = jnp.asarray(X_np), jnp.asarray(y_np)
-        t = h.time_calls(lambda: binary_train(params, X, y, epochs=epochs, lr=LR), repeats=args.repeats,
-                         finish=h.block, meter=meter, first_only=args.first_call_only or args.populate_cache)
+        t = h.time_calls(
+            lambda: binary_train(params, X, y, epochs=epochs, lr=LR),
+            repeats=args.repeats,
+            finish=h.block,
+            meter=meter,
+            first_only=args.first_call_only or args.populate_cache,
+        )
         final["fnnet"] = float(t["out"][1][-1])
         rec = h.record(WORKLOAD, "fnnet", h.jax_device(), t, args, epochs=epochs, result=final["fnnet"])
         records.append(rec)
@@ -104,8 +110,9 @@ def main(argv=None) -> int:
             model.load_state_dict(state)
             model.to(device)
             setup = h.torch_resetter(model, torch.optim.SGD(model.parameters(), lr=LR))
-            t = h.time_calls(make_loop(model, impl == "torch-compile"), repeats=args.repeats, setup=setup,
-                             finish=finish)
+            t = h.time_calls(
+                make_loop(model, impl == "torch-compile"), repeats=args.repeats, setup=setup, finish=finish
+            )
             extra = {}
             if "fnnet" in final:
                 extra["final_loss_rel_diff_vs_fnnet"] = float(abs(t["out"][-1] - final["fnnet"]) / final["fnnet"])

@@ -15,6 +15,7 @@ float32 precision: ``precision=HIGHEST`` in XLA, TF32 off in torch; the higher o
 peak), and the **memory bandwidth** (``x = 2 * x`` in place over 256 MiB in XLA; bytes read + written over
 the time). Those lines carry ``"calibration": "peak"`` / ``"bandwidth"``.
 """
+
 from __future__ import annotations
 
 import pathlib
@@ -59,8 +60,19 @@ def main(argv=None) -> int:
 
         for name, call in calls.items():
             t = h.time_calls(call, repeats=args.repeats, finish=finish)
-            h.emit(args, h.record("gemm", impl, device, t, args, variant=name, gflop=flops / 1e9,
-                                  gflops_per_s=round(flops / 1e9 / t["median_s"], 2)))
+            h.emit(
+                args,
+                h.record(
+                    "gemm",
+                    impl,
+                    device,
+                    t,
+                    args,
+                    variant=name,
+                    gflop=flops / 1e9,
+                    gflops_per_s=round(flops / 1e9 / t["median_s"], 2),
+                ),
+            )
         peak(args, impl, device, finish)
     if "fnnet" in args.impl_list:
         bandwidth(args)
@@ -98,10 +110,22 @@ def peak(args, impl: str, device: str, finish) -> None:
         dev = torch.device("cuda") if torch.cuda.is_available() else torch.device("cpu")
         at, bt = torch.from_numpy(a).to(dev), torch.from_numpy(b).to(dev)
         call = lambda: torch.mm(at, bt)  # noqa: E731
-    flops = 2.0 * n ** 3
+    flops = 2.0 * n**3
     t = h.time_calls(call, repeats=args.repeats, finish=finish)
-    h.emit(args, h.record("gemm", impl, device, t, args, variant=f"peak {n}^3", calibration="peak",
-                          gflop=flops / 1e9, gflops_per_s=round(flops / 1e9 / t["median_s"], 2)))
+    h.emit(
+        args,
+        h.record(
+            "gemm",
+            impl,
+            device,
+            t,
+            args,
+            variant=f"peak {n}^3",
+            calibration="peak",
+            gflop=flops / 1e9,
+            gflops_per_s=round(flops / 1e9 / t["median_s"], 2),
+        ),
+    )
 
 
 def bandwidth(args) -> None:
@@ -113,7 +137,7 @@ def bandwidth(args) -> None:
     import jax
     import jax.numpy as jnp
 
-    count = (8 if args.quick else 64) * 2 ** 20
+    count = (8 if args.quick else 64) * 2**20
     double = jax.jit(lambda v: v * 2.0, donate_argnums=0)
     box = [jnp.ones((count,), jnp.float32)]
 
@@ -123,8 +147,19 @@ def bandwidth(args) -> None:
 
     t = h.time_calls(call, repeats=args.repeats, finish=h.block)
     gbytes = 2 * 4 * count / 1e9
-    h.emit(args, h.record("membw", "fnnet", h.jax_device(), t, args, calibration="bandwidth", gbytes=gbytes,
-                          gbytes_per_s=round(gbytes / t["median_s"], 2)))
+    h.emit(
+        args,
+        h.record(
+            "membw",
+            "fnnet",
+            h.jax_device(),
+            t,
+            args,
+            calibration="bandwidth",
+            gbytes=gbytes,
+            gbytes_per_s=round(gbytes / t["median_s"], 2),
+        ),
+    )
 
 
 if __name__ == "__main__":

@@ -12,6 +12,7 @@
 
 Both start from the tutorial's weights (1.58, -0.14, 2.45, -0.11); the final losses are compared.
 """
+
 from __future__ import annotations
 
 import pathlib
@@ -50,7 +51,6 @@ def torch_net(torch):
 
 def main(argv=None) -> int:
     args = h.parse(h.parser(__doc__.splitlines()[0]), argv)
-    import numpy as np
 
     from fnnet.smallnets import hello_params, hello_train
 
@@ -60,8 +60,13 @@ def main(argv=None) -> int:
     final = {}
     if "fnnet" in args.impl_list:
         p0 = hello_params()
-        t = h.time_calls(lambda: hello_train(p0, steps=steps, lr=LR), repeats=args.repeats,
-                         finish=h.block, meter=meter, first_only=args.first_call_only or args.populate_cache)
+        t = h.time_calls(
+            lambda: hello_train(p0, steps=steps, lr=LR),
+            repeats=args.repeats,
+            finish=h.block,
+            meter=meter,
+            first_only=args.first_call_only or args.populate_cache,
+        )
         final["fnnet"] = float(t["out"][1][-1])
         rec = h.record(WORKLOAD, "fnnet", h.jax_device(), t, args, steps=steps, result=final["fnnet"])
         records.append(rec)
@@ -74,7 +79,6 @@ def main(argv=None) -> int:
         x = torch.tensor([0.8], device=device)
         target = torch.tensor([1.0], device=device)
         criterion = torch.nn.MSELoss()
-
 
         def eager(net, optimizer):
             losses = torch.empty(steps, device=device)
@@ -111,8 +115,7 @@ def main(argv=None) -> int:
         for impl in torch_impls:
             net = torch_net(torch).to(device)
             setup = h.torch_resetter(net, torch.optim.SGD(net.parameters(), lr=LR))
-            t = h.time_calls(eager if impl == "torch" else compiled(), repeats=args.repeats, setup=setup,
-                             finish=finish)
+            t = h.time_calls(eager if impl == "torch" else compiled(), repeats=args.repeats, setup=setup, finish=finish)
             extra = {}
             if "fnnet" in final:
                 extra["final_loss_rel_diff_vs_fnnet"] = float(abs(t["out"][-1] - final["fnnet"]) / final["fnnet"])

@@ -23,6 +23,7 @@ validation images after every epoch.
 
 Both libraries start from the same weights and the final validation losses are compared.
 """
+
 from __future__ import annotations
 
 import pathlib
@@ -38,8 +39,7 @@ IMPLS = ("fnnet", "fnnet-fit", "torch", "torch-compile", h.PROTOTYPE)
 
 
 def main(argv=None) -> int:
-    args = h.parse(h.parser(__doc__.splitlines()[0], data=True, impls=IMPLS, default_impls=("fnnet", "torch")),
-                   argv)
+    args = h.parse(h.parser(__doc__.splitlines()[0], data=True, impls=IMPLS, default_impls=("fnnet", "torch")), argv)
     import jax
     import jax.numpy as jnp
 
@@ -64,16 +64,25 @@ def main(argv=None) -> int:
             run.lower(state0, x, y, vx, vy, data_key).compile()
             h.emit(args, {"impl": "fnnet", "workload": WORKLOAD, "populated": meter.snapshot()})
             return 0
-        t = h.time_calls(lambda: run(state0, x, y, vx, vy, data_key), repeats=args.repeats, finish=h.block,
-                         meter=meter, first_only=first_only)
+        t = h.time_calls(
+            lambda: run(state0, x, y, vx, vy, data_key),
+            repeats=args.repeats,
+            finish=h.block,
+            meter=meter,
+            first_only=first_only,
+        )
         final["fnnet"] = float(t["out"][1]["val_loss"][-1])
-        rec = h.record(WORKLOAD, "fnnet", h.jax_device(), t, args, variant="run_fn", result=final["fnnet"],
-                       **common)
+        rec = h.record(WORKLOAD, "fnnet", h.jax_device(), t, args, variant="run_fn", result=final["fnnet"], **common)
         records.append(rec)
         h.emit(args, rec)
     if "fnnet-fit" in args.impl_list:
-        t = h.time_calls(lambda: fit(state0, splits, recipe, seed=0), repeats=args.repeats,
-                         finish=lambda out: (h.block(out[0]), out[1])[1], meter=meter, first_only=first_only)
+        t = h.time_calls(
+            lambda: fit(state0, splits, recipe, seed=0),
+            repeats=args.repeats,
+            finish=lambda out: (h.block(out[0]), out[1])[1],
+            meter=meter,
+            first_only=first_only,
+        )
         result = float(t["out"][-1]["val_loss"])
         rec = h.record(WORKLOAD, "fnnet", h.jax_device(), t, args, variant="fit", result=result, **common)
         records.append(rec)
@@ -105,8 +114,18 @@ def main(argv=None) -> int:
             forward = torch.compile(model) if impl == "torch-compile" else model  # compiled once
 
             def loop(model, optimizer, _forward=forward):
-                return _apparel.torch_full_batch(torch, model, optimizer, tx, ty, tvx, tvy, recipe.epochs,
-                                                 accumulate=recipe.accumulate_grads, forward=_forward)
+                return _apparel.torch_full_batch(
+                    torch,
+                    model,
+                    optimizer,
+                    tx,
+                    ty,
+                    tvx,
+                    tvy,
+                    recipe.epochs,
+                    accumulate=recipe.accumulate_grads,
+                    forward=_forward,
+                )
 
             t = h.time_calls(loop, repeats=args.repeats, setup=setup)
             extra = {}

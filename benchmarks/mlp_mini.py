@@ -17,6 +17,7 @@ The ``tutorial-fixed`` recipe with ``batch_size=128``: Adam(lr=0.0005), gradient
 
 Both start from the same weights; the mean loss of the epoch is compared.
 """
+
 from __future__ import annotations
 
 import pathlib
@@ -32,8 +33,9 @@ BATCH = 128
 
 
 def main(argv=None) -> int:
-    args = h.parse(h.parser(__doc__.splitlines()[0], data=True, impls=(*h.IMPLS, h.PROTOTYPE),
-                            default_impls=h.IMPLS), argv)
+    args = h.parse(
+        h.parser(__doc__.splitlines()[0], data=True, impls=(*h.IMPLS, h.PROTOTYPE), default_impls=h.IMPLS), argv
+    )
     import jax
     import jax.numpy as jnp
     import numpy as np
@@ -58,8 +60,13 @@ def main(argv=None) -> int:
             epoch_fn.lower(state0, x, y, data_key, 0).compile()
             h.emit(args, {"impl": "fnnet", "workload": WORKLOAD, "populated": meter.snapshot()})
             return 0
-        t = h.time_calls(lambda: epoch_fn(state0, x, y, data_key, 0), repeats=args.repeats, finish=h.block,
-                         meter=meter, first_only=args.first_call_only)
+        t = h.time_calls(
+            lambda: epoch_fn(state0, x, y, data_key, 0),
+            repeats=args.repeats,
+            finish=h.block,
+            meter=meter,
+            first_only=args.first_call_only,
+        )
         final["fnnet"] = float(np.mean(np.asarray(t["out"][1]["loss"], np.float64)))
         rec = h.record(WORKLOAD, "fnnet", h.jax_device(), t, args, result=final["fnnet"], **common)
         records.append(rec)
@@ -73,13 +80,19 @@ def main(argv=None) -> int:
         key = jax.random.fold_in(data_key, 0)  # fnnet's epoch 0 order: the same batches
         t = h.time_calls(lambda: epoch(p0, x, y, key), repeats=args.repeats, finish=h.block)
         mean = float(np.mean(np.asarray(t["out"][1], np.float64)))
-        extra = {"mean_loss_rel_diff_vs_fnnet": float(abs(mean - final["fnnet"]) / final["fnnet"])} if "fnnet" in final else {}
+        extra = (
+            {"mean_loss_rel_diff_vs_fnnet": float(abs(mean - final["fnnet"]) / final["fnnet"])}
+            if "fnnet" in final
+            else {}
+        )
         rec = h.record(WORKLOAD, h.PROTOTYPE, h.jax_device(), t, args, result=mean, **common, **extra)
         records.append(rec)
         h.emit(args, rec)
     torch_impls = [i for i in args.impl_list if i.startswith("torch")]
     order = epoch_permutation(data_key, 0, n, BATCH) if torch_impls else None
-    for impl, desc, t, mean in _apparel.time_torch_minibatch(args, torch_impls, splits, state0.params, recipe.lr, order):
+    for impl, desc, t, mean in _apparel.time_torch_minibatch(
+        args, torch_impls, splits, state0.params, recipe.lr, order
+    ):
         extra = {}
         if "fnnet" in final:
             extra["mean_loss_rel_diff_vs_fnnet"] = float(abs(mean - final["fnnet"]) / final["fnnet"])

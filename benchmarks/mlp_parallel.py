@@ -17,6 +17,7 @@ The torch side is the single-process loop of ``mlp_mini`` (all cores): torch's d
 equivalent (``DistributedDataParallel`` over gloo processes) would split the same cores between
 processes and add inter-process all-reduces, so the one-process loop is its fastest option here.
 """
+
 from __future__ import annotations
 
 import os
@@ -33,8 +34,9 @@ def _force_host_devices(argv) -> int:
         elif arg.startswith("--host-devices="):
             count = int(arg.split("=", 1)[1])
     if "jax" not in sys.modules and "xla_force_host_platform_device_count" not in os.environ.get("XLA_FLAGS", ""):
-        os.environ["XLA_FLAGS"] = (os.environ.get("XLA_FLAGS", "") +
-                                   f" --xla_force_host_platform_device_count={count}").strip()
+        os.environ["XLA_FLAGS"] = (
+            os.environ.get("XLA_FLAGS", "") + f" --xla_force_host_platform_device_count={count}"
+        ).strip()
     return count
 
 
@@ -51,8 +53,9 @@ IMPLS = ("fnnet-pmap", "fnnet-sharding", "torch", "torch-compile")
 def main(argv=None) -> int:
     argv = sys.argv[1:] if argv is None else list(argv)
     forced = _force_host_devices(argv)
-    p = h.parser(__doc__.splitlines()[0], data=True, impls=IMPLS,
-                 default_impls=("fnnet-pmap", "fnnet-sharding", "torch"))
+    p = h.parser(
+        __doc__.splitlines()[0], data=True, impls=IMPLS, default_impls=("fnnet-pmap", "fnnet-sharding", "torch")
+    )
     p.add_argument("--host-devices", type=int, default=2, help="XLA CPU devices to force (CPU only)")
     args = h.parse(p, argv)
     import argparse
@@ -71,10 +74,12 @@ def main(argv=None) -> int:
     data_key = jax.random.fold_in(jax.random.PRNGKey(0), 2)
     meter = h.CompileMeter()
     devices = jax.local_devices()
-    forced_note = (f"{forced} forced XLA CPU devices sharing {os.cpu_count()} cores"
-                   if devices[0].platform == "cpu" else f"{len(devices)} {devices[0].platform} devices")
-    common = {"batch_size": BATCH, "steps": n // BATCH, "devices": len(devices), "device_note": forced_note,
-              **info}
+    forced_note = (
+        f"{forced} forced XLA CPU devices sharing {os.cpu_count()} cores"
+        if devices[0].platform == "cpu"
+        else f"{len(devices)} {devices[0].platform} devices"
+    )
+    common = {"batch_size": BATCH, "steps": n // BATCH, "devices": len(devices), "device_note": forced_note, **info}
     records = []
     final = {}
     for impl in [i for i in args.impl_list if i.startswith("fnnet")]:
@@ -84,15 +89,22 @@ def main(argv=None) -> int:
         ctx = parallel.setup(flags.parse_args(["--parallel", mode]))
         epoch_fn, put_data, state = parallel.epoch_runner(ctx, recipe, state0, n)
         x, y = put_data(splits.train_x), put_data(splits.train_y)
-        t = h.time_calls(lambda: epoch_fn(state, x, y, data_key, 0), repeats=args.repeats, finish=h.block,
-                         meter=meter, first_only=args.first_call_only or args.populate_cache)
+        t = h.time_calls(
+            lambda: epoch_fn(state, x, y, data_key, 0),
+            repeats=args.repeats,
+            finish=h.block,
+            meter=meter,
+            first_only=args.first_call_only or args.populate_cache,
+        )
         final[mode] = float(np.mean(np.asarray(t["out"][1]["loss"], np.float64)))
         rec = h.record(WORKLOAD, "fnnet", h.jax_device(), t, args, variant=mode, result=final[mode], **common)
         records.append(rec)
         h.emit(args, rec)
     torch_impls = [i for i in args.impl_list if i.startswith("torch")]
     order = epoch_permutation(data_key, 0, n, BATCH) if torch_impls else None
-    for impl, desc, t, mean in _apparel.time_torch_minibatch(args, torch_impls, splits, state0.params, recipe.lr, order):
+    for impl, desc, t, mean in _apparel.time_torch_minibatch(
+        args, torch_impls, splits, state0.params, recipe.lr, order
+    ):
         extra = {f"mean_loss_rel_diff_vs_fnnet_{m}": float(abs(mean - v) / v) for m, v in final.items()}
         rec = h.record(WORKLOAD, impl, desc, t, args, result=mean, **common, **extra)
         records.append(rec)

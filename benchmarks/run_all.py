@@ -20,6 +20,7 @@ the other platform's; with no GPU section yet, a placeholder says that no GPU nu
 JSON lines go to ``benchmarks/results_<platform>.json`` and the chart to
 ``benchmarks/ratios_<platform>.png``. About 12-15 minutes on a quiet 2-core CPU.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -55,6 +56,7 @@ TIMEOUT_S = 1800
 
 
 # ------------------------------------------------------------------------------------ running
+
 
 class Runner:
     def __init__(self, work: pathlib.Path, log) -> None:
@@ -96,9 +98,10 @@ def resolve_data_dir(arg: str | None) -> str | None:
         return arg
     if os.environ.get("FNNET_DATA_DIR"):
         return os.environ["FNNET_DATA_DIR"]
-    for candidate in (REPO.parent / "shared" / "data" / "fashion-mnist",
-                      pathlib.Path(os.environ.get("XDG_CACHE_HOME") or pathlib.Path.home() / ".cache")
-                      / "fnnet" / "fashion-mnist"):
+    for candidate in (
+        REPO.parent / "shared" / "data" / "fashion-mnist",
+        pathlib.Path(os.environ.get("XDG_CACHE_HOME") or pathlib.Path.home() / ".cache") / "fnnet" / "fashion-mnist",
+    ):
         if (candidate / "train-images-idx3-ubyte.gz").exists() or (candidate / "train-images-idx3-ubyte").exists():
             return str(candidate)
     return None
@@ -119,16 +122,26 @@ def run_workloads(runner: Runner, args: argparse.Namespace, data_dir: str | None
         runner.log(f"{name}:")
         extra = ["--repeats", str(args.repeats)]
         if name == "mlp_full":
-            extra += ["--impls", "fnnet,fnnet-fit,torch,jax-prototype" if args.with_fit else "fnnet,torch,jax-prototype"]
+            extra += [
+                "--impls",
+                "fnnet,fnnet-fit,torch,jax-prototype" if args.with_fit else "fnnet,torch,jax-prototype",
+            ]
         elif name == "mlp_mini":
-            extra += ["--impls", "fnnet,torch,jax-prototype" if args.quick else "fnnet,torch,torch-compile,jax-prototype"]
+            extra += [
+                "--impls",
+                "fnnet,torch,jax-prototype" if args.quick else "fnnet,torch,torch-compile,jax-prototype",
+            ]
         _, out, _ = runner.run(workload_cmd(name, args, data_dir, *extra), label="fnnet vs torch")
         records += [dict(r, phase="steady") for r in json_lines(out)]
         cache = runner.work / f"jax-cache-{name}"
-        runner.run(workload_cmd(name, args, data_dir, "--populate-cache", "--compile-cache", str(cache)),
-                   label="fill a persistent cache")
-        _, out, _ = runner.run(workload_cmd(name, args, data_dir, "--first-call-only", "--compile-cache", str(cache)),
-                               label="first call, warm cache")
+        runner.run(
+            workload_cmd(name, args, data_dir, "--populate-cache", "--compile-cache", str(cache)),
+            label="fill a persistent cache",
+        )
+        _, out, _ = runner.run(
+            workload_cmd(name, args, data_dir, "--first-call-only", "--compile-cache", str(cache)),
+            label="first call, warm cache",
+        )
         records += [dict(r, phase="warm_cache") for r in json_lines(out) if "first_call_s" in r]
     runner.log("gemm:")
     cmd = [PY, str(HERE / "gemm.py"), "--repeats", str(args.repeats)] + (["--quick"] if args.quick else [])
@@ -139,20 +152,40 @@ def run_workloads(runner: Runner, args: argparse.Namespace, data_dir: str | None
 
 def experiments(data_dir: str | None, quick: bool) -> list[dict[str, Any]]:
     exps = [
-        {"name": "scratch_network", "fnnet": ["experiments/scratch_network.py"],
-         "torch": ["benchmarks/torch_reference/scratch_network.py"]},
-        {"name": "hello_world", "fnnet": ["experiments/hello_world.py"],
-         "torch": ["benchmarks/torch_reference/hello_world.py"]},
-        {"name": "binary_classifier", "fnnet": ["experiments/binary_classifier.py"],
-         "torch": ["benchmarks/torch_reference/binary_classifier.py"]},
+        {
+            "name": "scratch_network",
+            "fnnet": ["experiments/scratch_network.py"],
+            "torch": ["benchmarks/torch_reference/scratch_network.py"],
+        },
+        {
+            "name": "hello_world",
+            "fnnet": ["experiments/hello_world.py"],
+            "torch": ["benchmarks/torch_reference/hello_world.py"],
+        },
+        {
+            "name": "binary_classifier",
+            "fnnet": ["experiments/binary_classifier.py"],
+            "torch": ["benchmarks/torch_reference/binary_classifier.py"],
+        },
     ]
     if data_dir:
         epochs = ["--epochs", "2"] if quick else []
-        exps.append({"name": "apparel_classifier --recipe tutorial",
-                     "fnnet": ["experiments/apparel_classifier.py", "--recipe", "tutorial", "--data-dir", data_dir,
-                               "--no-download", *epochs],
-                     "torch": ["benchmarks/torch_reference/apparel_classifier.py", "--data-dir", data_dir, *epochs],
-                     "own_cache_flag": True})
+        exps.append(
+            {
+                "name": "apparel_classifier --recipe tutorial",
+                "fnnet": [
+                    "experiments/apparel_classifier.py",
+                    "--recipe",
+                    "tutorial",
+                    "--data-dir",
+                    data_dir,
+                    "--no-download",
+                    *epochs,
+                ],
+                "torch": ["benchmarks/torch_reference/apparel_classifier.py", "--data-dir", data_dir, *epochs],
+                "own_cache_flag": True,
+            }
+        )
     return exps
 
 
@@ -168,11 +201,31 @@ def run_experiments(runner: Runner, args: argparse.Namespace, data_dir: str | No
             out = runner.work / f"out-{slug}-fnnet-{i}"
             script, *script_args = exp["fnnet"]
             if exp.get("own_cache_flag"):
-                cmd = [PY, str(HERE / "_probe.py"), "--report", str(report), script, *script_args,
-                       "--compile-cache-dir", str(cache), "--out", str(out)]
+                cmd = [
+                    PY,
+                    str(HERE / "_probe.py"),
+                    "--report",
+                    str(report),
+                    script,
+                    *script_args,
+                    "--compile-cache-dir",
+                    str(cache),
+                    "--out",
+                    str(out),
+                ]
             else:
-                cmd = [PY, str(HERE / "_probe.py"), "--report", str(report), "--compile-cache", str(cache), script,
-                       *script_args, "--out", str(out)]
+                cmd = [
+                    PY,
+                    str(HERE / "_probe.py"),
+                    "--report",
+                    str(report),
+                    "--compile-cache",
+                    str(cache),
+                    script,
+                    *script_args,
+                    "--out",
+                    str(out),
+                ]
             code, _, wall = runner.run(cmd, label=f"fnnet run {i} ({'empty' if i == 1 else 'warm'} cache)")
             probe = json.loads(report.read_text()) if report.exists() else {}
             row["fnnet"].append({"wall_s": wall, "exit_code": code, "compile": probe.get("compile")})
@@ -186,9 +239,14 @@ def run_experiments(runner: Runner, args: argparse.Namespace, data_dir: str | No
 
 # ------------------------------------------------------------------------------------ machine
 
+
 def machine_info() -> dict[str, str]:
-    info = {"date": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
-            "os": platform.platform(), "python": platform.python_version(), "cores": str(os.cpu_count())}
+    info = {
+        "date": datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%d %H:%M UTC"),
+        "os": platform.platform(),
+        "python": platform.python_version(),
+        "cores": str(os.cpu_count()),
+    }
     cpu = platform.processor() or "unknown"
     try:
         for line in pathlib.Path("/proc/cpuinfo").read_text().splitlines():
@@ -205,19 +263,23 @@ def machine_info() -> dict[str, str]:
         pass
     gpu = "none"
     if shutil.which("nvidia-smi"):
-        res = subprocess.run(["nvidia-smi", "--query-gpu=name,memory.total", "--format=csv,noheader"],
-                             capture_output=True, text=True)
+        res = subprocess.run(
+            ["nvidia-smi", "--query-gpu=name,memory.total", "--format=csv,noheader"], capture_output=True, text=True
+        )
         if res.returncode == 0 and res.stdout.strip():
             gpu = "; ".join(res.stdout.strip().splitlines())
     info["gpu"] = gpu
-    code = ("import importlib.metadata as m, json; print(json.dumps({p: m.version(p) for p in "
-            "['jax','jaxlib','flax','optax','orbax-checkpoint','torch','numpy','matplotlib']}))")
+    code = (
+        "import importlib.metadata as m, json; print(json.dumps({p: m.version(p) for p in "
+        "['jax','jaxlib','flax','optax','orbax-checkpoint','torch','numpy','matplotlib']}))"
+    )
     res = subprocess.run([PY, "-c", code], capture_output=True, text=True)
     info["versions"] = ", ".join(f"{k} {v}" for k, v in json.loads(res.stdout).items()) if res.returncode == 0 else "?"
     return info
 
 
 # ------------------------------------------------------------------------------------ report
+
 
 def fmt_s(seconds: float | None) -> str:
     if seconds is None:
@@ -237,8 +299,13 @@ def fmt_ratio(r: float | None) -> str:
 
 def _find(records, *, phase, workload, impl, variant=None):
     for r in records:
-        if (r.get("phase") == phase and r.get("workload") == workload and r.get("impl") == impl
-                and r.get("variant") == variant and "ratio" not in r):
+        if (
+            r.get("phase") == phase
+            and r.get("workload") == workload
+            and r.get("impl") == impl
+            and r.get("variant") == variant
+            and "ratio" not in r
+        ):
             return r
     return None
 
@@ -246,9 +313,9 @@ def _find(records, *, phase, workload, impl, variant=None):
 def _variants(records, workload):
     vs = []
     for r in records:
-        if r.get("phase") == "steady" and r.get("workload") == workload and r.get("impl") == "fnnet":
-            if r.get("variant") not in vs:
-                vs.append(r.get("variant"))
+        steady = r.get("phase") == "steady" and r.get("workload") == workload and r.get("impl") == "fnnet"
+        if steady and r.get("variant") not in vs:
+            vs.append(r.get("variant"))
     return vs
 
 
@@ -352,8 +419,7 @@ def bar_chart(path: pathlib.Path, rows: list[dict[str, Any]], title: str) -> boo
     ax.bar(x + 0.2, comp, 0.4, label="torch.compile / fnnet")
     for i, r in enumerate(rows):
         if r.get("target"):
-            ax.plot([i - 0.42, i + 0.42], [r["target"]] * 2, color="black", lw=1.5,
-                    label="target" if i == 0 else None)
+            ax.plot([i - 0.42, i + 0.42], [r["target"]] * 2, color="black", lw=1.5, label="target" if i == 0 else None)
     ax.axhline(1.0, color="red", lw=0.8, ls="--", label="parity")
     ax.set_yscale("log")
     ax.set_xticks(x, labels, rotation=20, ha="right")
@@ -376,9 +442,16 @@ def write_atomic(path: pathlib.Path, data: bytes | str) -> None:
     os.replace(tmp, path)
 
 
-def section(platform_name: str, info: dict[str, str], records: list[dict[str, Any]], exp_rows: list[dict[str, Any]],
-            args: argparse.Namespace, data_dir: str | None, png_rel: str | None,
-            total_s: float) -> tuple[str, list[dict[str, Any]]]:
+def section(
+    platform_name: str,
+    info: dict[str, str],
+    records: list[dict[str, Any]],
+    exp_rows: list[dict[str, Any]],
+    args: argparse.Namespace,
+    data_dir: str | None,
+    png_rel: str | None,
+    total_s: float,
+) -> tuple[str, list[dict[str, Any]]]:
     from _harness import CPU_TARGETS, PROTOTYPE, PROTOTYPE_BAR
 
     L: list[str] = []
@@ -390,23 +463,33 @@ def section(platform_name: str, info: dict[str, str], records: list[dict[str, An
     first = next((r for r in records if r.get("impl") == "fnnet" and r.get("phase") == "steady"), {})
     torch_rec = next((r for r in records if r.get("impl") == "torch" and r.get("phase") == "steady"), {})
     data_rec = next((r for r in records if "data" in r), {})
-    L.append(f"- Date: {info['date']}; whole run_all: {total_s / 60:.1f} min; repeats per row: {args.repeats} "
-             "(median and min over them; the first call is timed apart and excluded).")
-    L.append(f"- Machine: {info['cpu']}, {info['cores']} cores, {info.get('memory', '?')} RAM; GPU: {info['gpu']}; "
-             f"{info['os']}; Python {info['python']}.")
+    L.append(
+        f"- Date: {info['date']}; whole run_all: {total_s / 60:.1f} min; repeats per row: {args.repeats} "
+        "(median and min over them; the first call is timed apart and excluded)."
+    )
+    L.append(
+        f"- Machine: {info['cpu']}, {info['cores']} cores, {info.get('memory', '?')} RAM; GPU: {info['gpu']}; "
+        f"{info['os']}; Python {info['python']}."
+    )
     L.append(f"- Libraries: {info['versions']}.")
-    L.append(f"- Devices: fnnet/XLA on `{first.get('device', '?')}` (XLA's thread pool uses every core); torch on "
-             f"`{torch_rec.get('device', '?')}` (`torch.set_num_threads` = every core), float32 both.")
+    L.append(
+        f"- Devices: fnnet/XLA on `{first.get('device', '?')}` (XLA's thread pool uses every core); torch on "
+        f"`{torch_rec.get('device', '?')}` (`torch.set_num_threads` = every core), float32 both."
+    )
     if data_rec:
-        L.append(f"- Data: {data_rec['data']} ({data_rec['n_train']} train / {data_rec['n_val']} validation images"
-                 f"{'; the shipped SAMPLE, not the real set' if data_rec.get('is_sample') else ''}).")
+        L.append(
+            f"- Data: {data_rec['data']} ({data_rec['n_train']} train / {data_rec['n_val']} validation images"
+            f"{'; the shipped SAMPLE, not the real set' if data_rec.get('is_sample') else ''})."
+        )
     L.append("")
 
     # steady state
     L.append("### Steady state: fnnet vs PyTorch on the same work in the same process")
     L.append("")
-    L.append("| workload | what | fnnet | torch | torch.compile | torch / fnnet | torch.compile / fnnet | target | met "
-             "| agreement |")
+    L.append(
+        "| workload | what | fnnet | torch | torch.compile | torch / fnnet | torch.compile / fnnet | target | met "
+        "| agreement |"
+    )
     L.append("|---|---|---|---|---|---|---|---|---|---|")
     chart_rows = []
     for w in args.only:
@@ -426,16 +509,20 @@ def section(platform_name: str, info: dict[str, str], records: list[dict[str, An
                 what = "the same through `fnnet.fit` (recompiles per call)"
             elif variant == "run_fn":
                 what += " (`make_run_fn`)"
-            L.append(f"| {label} | {what} | {fmt_s(fn['median_s'])} | {fmt_s(te and te['median_s'])} | "
-                     f"{fmt_s(tc and tc['median_s'])} | {fmt_ratio(r_e)} | {fmt_ratio(r_c)} | "
-                     f"{fmt_ratio(target) if target else '–'} | {met} | {agreement(te, variant)} |")
+            L.append(
+                f"| {label} | {what} | {fmt_s(fn['median_s'])} | {fmt_s(te and te['median_s'])} | "
+                f"{fmt_s(tc and tc['median_s'])} | {fmt_ratio(r_e)} | {fmt_ratio(r_c)} | "
+                f"{fmt_ratio(target) if target else '–'} | {met} | {agreement(te, variant)} |"
+            )
             chart_rows.append({"label": label, "torch": r_e, "torch-compile": r_c, "target": target})
     L.append("")
-    L.append("\"agreement\": how far torch's result is from fnnet's (both start from the same weights; float32, "
-             "so rounding may drift a little over hundreds of steps). torch.compile is off for `mlp_full` and "
-             "`mlp_parallel` (`--impls ...,torch-compile` turns it on): a full-batch epoch is two large GEMMs "
-             "that Inductor leaves to the same BLAS, its compile would add 20+ s per repeat set to run_all, and "
-             "`mlp_parallel`'s torch side is `mlp_mini`'s.")
+    L.append(
+        "\"agreement\": how far torch's result is from fnnet's (both start from the same weights; float32, "
+        "so rounding may drift a little over hundreds of steps). torch.compile is off for `mlp_full` and "
+        "`mlp_parallel` (`--impls ...,torch-compile` turns it on): a full-batch epoch is two large GEMMs "
+        "that Inductor leaves to the same BLAS, its compile would add 20+ s per repeat set to run_all, and "
+        "`mlp_parallel`'s torch side is `mlp_mini`'s."
+    )
     L.append("")
 
     # prototype
@@ -452,31 +539,40 @@ def section(platform_name: str, info: dict[str, str], records: list[dict[str, An
         proto_rows.append(
             f"| {w} | {fmt_s(fn['median_s'])} | {fmt_s(pr['median_s'])} | {ratio:.2f}× | ≤ {PROTOTYPE_BAR:.1f}× | "
             f"{'yes' if ratio <= PROTOTYPE_BAR else '**NO**'} | {fmt_ratio(te and te['median_s'] / pr['median_s'])} | "
-            f"{fmt_ratio(target) if target else '–'} | {'–' if diff is None else f'{diff:.1e} rel'} |")
+            f"{fmt_ratio(target) if target else '–'} | {'–' if diff is None else f'{diff:.1e} rel'} |"
+        )
     if proto_rows:
         L.append("### fnnet against a hand-written jit + scan JAX prototype of the same work")
         L.append("")
-        L.append("The issue set the CPU targets from a hand-written prototype and asked fnnet's public API to "
-                 "come within 1.2× of it. `benchmarks/_prototype.py` is such a prototype (plain `jnp`, torch's "
-                 "Adam arithmetic written out, the whole epoch or run in one `jit`, nothing from fnnet), timed "
-                 "in the same process from the same weights:")
+        L.append(
+            "The issue set the CPU targets from a hand-written prototype and asked fnnet's public API to "
+            "come within 1.2× of it. `benchmarks/_prototype.py` is such a prototype (plain `jnp`, torch's "
+            "Adam arithmetic written out, the whole epoch or run in one `jit`, nothing from fnnet), timed "
+            "in the same process from the same weights:"
+        )
         L.append("")
-        L.append("| workload | fnnet | prototype | fnnet / prototype | bar | met | torch / prototype | "
-                 "torch / fnnet target | prototype vs fnnet result |")
+        L.append(
+            "| workload | fnnet | prototype | fnnet / prototype | bar | met | torch / prototype | "
+            "torch / fnnet target | prototype vs fnnet result |"
+        )
         L.append("|---|---|---|---|---|---|---|---|---|")
         L.extend(proto_rows)
         L.append("")
-        L.append("\"torch / prototype\" is the most any JAX program of this shape reached against torch here: where it "
-                 "is below the torch / fnnet target, the target cannot be met on this machine by removing fnnet "
-                 "overhead, because there is none left to remove (see the matrix-product table below for why).")
+        L.append(
+            '"torch / prototype" is the most any JAX program of this shape reached against torch here: where it '
+            "is below the torch / fnnet target, the target cannot be met on this machine by removing fnnet "
+            "overhead, because there is none left to remove (see the matrix-product table below for why)."
+        )
         L.append("")
 
     # first call
     L.append("### First call (tracing + compilation included), with and without JAX's persistent cache")
     L.append("")
-    L.append("| workload | fnnet first call, no cache | of which XLA compile | of which tracing + lowering | "
-             "fnnet first call, warm cache | of which XLA compile = cache reads (hits) | of which tracing + lowering "
-             "| torch first call | torch.compile first call |")
+    L.append(
+        "| workload | fnnet first call, no cache | of which XLA compile | of which tracing + lowering | "
+        "fnnet first call, warm cache | of which XLA compile = cache reads (hits) | of which tracing + lowering "
+        "| torch first call | torch.compile first call |"
+    )
     L.append("|---|---|---|---|---|---|---|---|---|")
     for w in args.only:
         for variant in _variants(records, w) or [None]:
@@ -489,25 +585,31 @@ def section(platform_name: str, info: dict[str, str], records: list[dict[str, An
             label = w if variant in (None, "run_fn") else f"{w} ({variant})"
             c1 = fn.get("compile", {})
             wc = warm.get("compile", {}) if warm else {}
-            L.append(f"| {label} | {fmt_s(fn['first_call_s'])} | {fmt_s(c1.get('backend_s'))} | {fmt_s(_trace_lower(c1))} | "
-                     f"{fmt_s(warm and warm['first_call_s'])} | {fmt_s(wc.get('backend_s'))} "
-                     f"({wc.get('cache_hits', '–')}) | {fmt_s(_trace_lower(wc))} | {fmt_s(te and te['first_call_s'])} | "
-                     f"{fmt_s(tc and tc['first_call_s'])} |")
+            L.append(
+                f"| {label} | {fmt_s(fn['first_call_s'])} | {fmt_s(c1.get('backend_s'))} | {fmt_s(_trace_lower(c1))} | "
+                f"{fmt_s(warm and warm['first_call_s'])} | {fmt_s(wc.get('backend_s'))} "
+                f"({wc.get('cache_hits', '–')}) | {fmt_s(_trace_lower(wc))} | {fmt_s(te and te['first_call_s'])} | "
+                f"{fmt_s(tc and tc['first_call_s'])} |"
+            )
     L.append("")
-    L.append("Read from JAX's monitoring events: \"XLA compile\" is the backend compile, which with a warm "
-             "persistent cache is the cache read; \"tracing + lowering\" is the Python-side work of turning the "
-             "functions into StableHLO, which JAX redoes in every process (its persistent cache stores compiled "
-             "executables, not traces). The warm-cache columns come from a second process reading a cache that "
-             "a first process filled.")
+    L.append(
+        'Read from JAX\'s monitoring events: "XLA compile" is the backend compile, which with a warm '
+        'persistent cache is the cache read; "tracing + lowering" is the Python-side work of turning the '
+        "functions into StableHLO, which JAX redoes in every process (its persistent cache stores compiled "
+        "executables, not traces). The warm-cache columns come from a second process reading a cache that "
+        "a first process filled."
+    )
     L.append("")
 
     # processes
     if exp_rows:
         L.append("### Whole process: each experiment script against its PyTorch twin")
         L.append("")
-        L.append("| experiment | fnnet, empty cache | fnnet, warm cache | warm run: XLA compile = cache reads (hits) "
-                 "| under 0.5 s | warm run: tracing + lowering | torch script (best of 2; apparel: 1 run) "
-                 "| torch / fnnet (warm) |")
+        L.append(
+            "| experiment | fnnet, empty cache | fnnet, warm cache | warm run: XLA compile = cache reads (hits) "
+            "| under 0.5 s | warm run: tracing + lowering | torch script (best of 2; apparel: 1 run) "
+            "| torch / fnnet (warm) |"
+        )
         L.append("|---|---|---|---|---|---|---|---|")
         for row in exp_rows:
             f1, f2 = row["fnnet"]
@@ -516,21 +618,25 @@ def section(platform_name: str, info: dict[str, str], records: list[dict[str, An
             bad = any(r["exit_code"] != 0 for r in row["fnnet"] + row["torch"])
             xla = c2.get("backend_s")
             met = "–" if xla is None else ("yes" if xla < COMPILE_TARGET_S else "**NO**")
-            L.append(f"| `{row['experiment']}`{' (a run FAILED)' if bad else ''} | {fmt_s(f1['wall_s'])} | "
-                     f"{fmt_s(f2['wall_s'])} | {fmt_s(xla)} ({c2.get('cache_hits', '–')}) | {met} | "
-                     f"{fmt_s(_trace_lower(c2))} | {fmt_s(t_best)} | {fmt_ratio(t_best / f2['wall_s'])} |")
+            L.append(
+                f"| `{row['experiment']}`{' (a run FAILED)' if bad else ''} | {fmt_s(f1['wall_s'])} | "
+                f"{fmt_s(f2['wall_s'])} | {fmt_s(xla)} ({c2.get('cache_hits', '–')}) | {met} | "
+                f"{fmt_s(_trace_lower(c2))} | {fmt_s(t_best)} | {fmt_ratio(t_best / f2['wall_s'])} |"
+            )
         L.append("")
-        L.append("Wall time of `python <script>` from start to exit: interpreter start, imports (jax + flax + "
-                 "optax, or torch), data loading, training, figures and files. The small experiments have no "
-                 "cache flag; run_all turns the cache on for them through `benchmarks/_probe.py` "
-                 "(`fnnet.enable_compilation_cache`); `apparel_classifier.py` has it on by default "
-                 "(`--compile-cache-dir`). Target: the warm run's compile under 0.5 s, read as XLA compilation, "
-                 "the part the persistent cache removes. Tracing and lowering are shown next to it because a user "
-                 "waits for them too: JAX repeats them in every process. Profiled, most of it is JAX's own "
-                 "work: first-use setup in each process and, e.g., lowering every random draw's Threefry hash "
-                 "(about 25 ms per weight shape, so initialising a network costs 0.1-0.2 s); merging "
-                 "`binary_classifier`'s four programs into one was measured and did not lower the total (0.80 s "
-                 "vs 0.88 s), since the cost scales with the equations traced, not the number of programs.")
+        L.append(
+            "Wall time of `python <script>` from start to exit: interpreter start, imports (jax + flax + "
+            "optax, or torch), data loading, training, figures and files. The small experiments have no "
+            "cache flag; run_all turns the cache on for them through `benchmarks/_probe.py` "
+            "(`fnnet.enable_compilation_cache`); `apparel_classifier.py` has it on by default "
+            "(`--compile-cache-dir`). Target: the warm run's compile under 0.5 s, read as XLA compilation, "
+            "the part the persistent cache removes. Tracing and lowering are shown next to it because a user "
+            "waits for them too: JAX repeats them in every process. Profiled, most of it is JAX's own "
+            "work: first-use setup in each process and, e.g., lowering every random draw's Threefry hash "
+            "(about 25 ms per weight shape, so initialising a network costs 0.1-0.2 s); merging "
+            "`binary_classifier`'s four programs into one was measured and did not lower the total (0.80 s "
+            "vs 0.88 s), since the cost scales with the equations traced, not the number of programs."
+        )
         L.append("")
 
     # gemm ceiling
@@ -539,13 +645,17 @@ def section(platform_name: str, info: dict[str, str], records: list[dict[str, An
     if rates and mlp:
         L.append("### Where the MLP time goes: matrix-product throughput")
         L.append("")
-        L.append(f"Calibration (`benchmarks/gemm.py`, the MLP's two large products alone): fnnet/XLA "
-                 f"{rates.get('fnnet', float('nan')):.1f} GFLOP/s, torch {rates.get('torch', float('nan')):.1f} "
-                 "GFLOP/s. Effective rate of each MLP row (its matrix-product FLOPs over its median time) and "
-                 "the share of its time the products alone need at the calibrated rate:")
+        L.append(
+            f"Calibration (`benchmarks/gemm.py`, the MLP's two large products alone): fnnet/XLA "
+            f"{rates.get('fnnet', float('nan')):.1f} GFLOP/s, torch {rates.get('torch', float('nan')):.1f} "
+            "GFLOP/s. Effective rate of each MLP row (its matrix-product FLOPs over its median time) and "
+            "the share of its time the products alone need at the calibrated rate:"
+        )
         L.append("")
-        L.append("| row | impl | GFLOP per call | effective GFLOP/s | GEMM share of the time | "
-                 "torch / fnnet if fnnet did nothing but its GEMMs |")
+        L.append(
+            "| row | impl | GFLOP per call | effective GFLOP/s | GEMM share of the time | "
+            "torch / fnnet if fnnet did nothing but its GEMMs |"
+        )
         L.append("|---|---|---|---|---|---|")
         for r in mlp:
             gf = mlp_gflop(r)
@@ -559,24 +669,31 @@ def section(platform_name: str, info: dict[str, str], records: list[dict[str, An
                 ceiling = fmt_ratio(torch_rec["median_s"] / (gf / rate))
             L.append(f"| {label} | {r['impl']} | {gf:.1f} | {eff:.1f} | {share} | {ceiling} |")
         L.append("")
-        L.append("The last column is the best ratio fnnet could reach against this torch time by removing "
-                 "every non-GEMM cost (its products at the calibrated rate, nothing else): a target above it "
-                 "cannot be met on this machine in float32, because both libraries already run those products "
-                 "at the same GFLOP/s. (The calibration uses the full 54,000-row products; the 128-row products "
-                 "of a mini-batch run a little slower, so the mini-batch ceilings are slightly optimistic.)")
+        L.append(
+            "The last column is the best ratio fnnet could reach against this torch time by removing "
+            "every non-GEMM cost (its products at the calibrated rate, nothing else): a target above it "
+            "cannot be met on this machine in float32, because both libraries already run those products "
+            "at the same GFLOP/s. (The calibration uses the full 54,000-row products; the 128-row products "
+            "of a mini-batch run a little slower, so the mini-batch ceilings are slightly optimistic.)"
+        )
         L.append("")
     peak_gf, bw = machine_peaks(records)
     if peak_gf and bw and mlp:
         L.append("### Roofline of the MLP rows")
         L.append("")
-        L.append(f"Measured on this machine by `benchmarks/gemm.py`: peak {peak_gf:.1f} GFLOP/s (the best "
-                 f"float32 product rate either library reached, full precision), memory bandwidth {bw:.1f} GB/s (`x = 2 * x` "
-                 "in place over 256 MiB). A row's roofline time is max(FLOPs / peak, bytes / bandwidth): FLOPs are its "
-                 "matrix products (above), bytes follow the traffic model in `run_all.mlp_gbytes` (each large "
-                 "intermediate makes one round trip through memory).")
+        L.append(
+            f"Measured on this machine by `benchmarks/gemm.py`: peak {peak_gf:.1f} GFLOP/s (the best "
+            f"float32 product rate either library reached, full precision), memory bandwidth {bw:.1f} GB/s "
+            "(`x = 2 * x` "
+            "in place over 256 MiB). A row's roofline time is max(FLOPs / peak, bytes / bandwidth): FLOPs are its "
+            "matrix products (above), bytes follow the traffic model in `run_all.mlp_gbytes` (each large "
+            "intermediate makes one round trip through memory)."
+        )
         L.append("")
-        L.append("| row | GFLOP | GB moved | compute time at peak | memory time at bandwidth | roofline time | "
-                 "fnnet | fnnet / roofline | bar |")
+        L.append(
+            "| row | GFLOP | GB moved | compute time at peak | memory time at bandwidth | roofline time | "
+            "fnnet | fnnet / roofline | bar |"
+        )
         L.append("|---|---|---|---|---|---|---|---|---|")
         for r in mlp:
             if r["impl"] != "fnnet":
@@ -585,16 +702,19 @@ def section(platform_name: str, info: dict[str, str], records: list[dict[str, An
             t_c, t_m = gf / peak_gf, gb / bw
             roof = max(t_c, t_m)
             label = r["workload"] + (f" ({r['variant']})" if r.get("variant") else "")
-            bar = (f"≤ {GPU_ROOFLINE_BAR:.0f}× (GPU)" if r["workload"] == "mlp_full" and platform_name == "gpu"
-                   else "–")
+            bar = f"≤ {GPU_ROOFLINE_BAR:.0f}× (GPU)" if r["workload"] == "mlp_full" and platform_name == "gpu" else "–"
             if bar != "–":
                 bar += " met" if r["median_s"] / roof <= GPU_ROOFLINE_BAR else " **NOT met**"
-            L.append(f"| {label} | {gf:.1f} | {gb:.1f} | {fmt_s(t_c)} | {fmt_s(t_m)} | {fmt_s(roof)} | "
-                     f"{fmt_s(r['median_s'])} | {r['median_s'] / roof:.2f}× | {bar} |")
+            L.append(
+                f"| {label} | {gf:.1f} | {gb:.1f} | {fmt_s(t_c)} | {fmt_s(t_m)} | {fmt_s(roof)} | "
+                f"{fmt_s(r['median_s'])} | {r['median_s'] / roof:.2f}× | {bar} |"
+            )
         L.append("")
         if platform_name == "cpu":
-            L.append("The issue's bar (mlp_full within 2× of its roofline) is set for a GPU; on this CPU the rows "
-                     "are shown for reference.")
+            L.append(
+                "The issue's bar (mlp_full within 2× of its roofline) is set for a GPU; on this CPU the rows "
+                "are shown for reference."
+            )
             L.append("")
     if png_rel:
         L.append(f"![torch/fnnet time ratios]({png_rel})")
@@ -602,8 +722,10 @@ def section(platform_name: str, info: dict[str, str], records: list[dict[str, An
     shown = data_dir
     if data_dir and pathlib.Path(data_dir).resolve() == (REPO.parent / "shared" / "data" / "fashion-mnist").resolve():
         shown = "../shared/data/fashion-mnist"
-    L.append("Raw JSON lines: `benchmarks/results_" + platform_name + ".json`. Reproduce: "
-             "`python benchmarks/run_all.py" + (f" --data-dir {shown}" if args.data_dir else "") + "`.")
+    L.append(
+        "Raw JSON lines: `benchmarks/results_" + platform_name + ".json`. Reproduce: "
+        "`python benchmarks/run_all.py" + (f" --data-dir {shown}" if args.data_dir else "") + "`."
+    )
     L.append("")
     return "\n".join(L), chart_rows
 
@@ -642,12 +764,16 @@ def merge_markdown(existing: str | None, platform_name: str, body: str) -> str:
 
 # ------------------------------------------------------------------------------------ main
 
+
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--repeats", type=int, default=5)
     p.add_argument("--quick", action="store_true", help="smoke test: small problems, output in a temp folder")
-    p.add_argument("--data-dir", default=None, help="Fashion-MNIST IDX folder (default: $FNNET_DATA_DIR, "
-                                                     "../shared/data/fashion-mnist, fnnet's cache)")
+    p.add_argument(
+        "--data-dir",
+        default=None,
+        help="Fashion-MNIST IDX folder (default: $FNNET_DATA_DIR, ../shared/data/fashion-mnist, fnnet's cache)",
+    )
     p.add_argument("--only", default=",".join(WORKLOADS), help="comma-separated workloads")
     p.add_argument("--skip-experiments", action="store_true", help="no whole-process experiment timings")
     p.add_argument("--with-fit", action="store_true", help="also time mlp_full through fnnet.fit (+3-4 min)")
@@ -657,8 +783,10 @@ def main(argv=None) -> int:
     args.only = [w.strip() for w in args.only.split(",") if w.strip()]
     unknown = [w for w in args.only if w not in WORKLOADS]
     if unknown:
-        print(f"error: --only: unknown workload(s) {', '.join(unknown)} (choose from {', '.join(WORKLOADS)})",
-              file=sys.stderr)
+        print(
+            f"error: --only: unknown workload(s) {', '.join(unknown)} (choose from {', '.join(WORKLOADS)})",
+            file=sys.stderr,
+        )
         return 2
     if args.repeats < 1:
         print(f"error: --repeats must be >= 1, got {args.repeats}", file=sys.stderr)
@@ -686,14 +814,29 @@ def main(argv=None) -> int:
     results_dir = out.parent / "benchmarks" if out.parent == REPO else out.parent
     results_path = results_dir / f"results_{platform_name}.json"
     png_path = results_dir / f"ratios_{platform_name}.png"
-    write_atomic(results_path, json.dumps({"machine": info, "records": records, "experiments": exp_rows,
-                                           "quick": args.quick, "repeats": args.repeats}, indent=1) + "\n")
-    body, chart_rows = section(platform_name, info, records, exp_rows, args, data_dir,
-                               os.path.relpath(png_path, out.parent), total)
+    write_atomic(
+        results_path,
+        json.dumps(
+            {
+                "machine": info,
+                "records": records,
+                "experiments": exp_rows,
+                "quick": args.quick,
+                "repeats": args.repeats,
+            },
+            indent=1,
+        )
+        + "\n",
+    )
+    body, chart_rows = section(
+        platform_name, info, records, exp_rows, args, data_dir, os.path.relpath(png_path, out.parent), total
+    )
     title = f"torch / fnnet on {info['cpu'] if platform_name == 'cpu' else info['gpu']}"
     if not bar_chart(png_path, chart_rows, title):
-        body = body.replace(f"![torch/fnnet time ratios]({os.path.relpath(png_path, out.parent)})",
-                            "(bar chart skipped: matplotlib is not installed)")
+        body = body.replace(
+            f"![torch/fnnet time ratios]({os.path.relpath(png_path, out.parent)})",
+            "(bar chart skipped: matplotlib is not installed)",
+        )
     existing = out.read_text(encoding="utf-8") if out.exists() else None
     write_atomic(out, merge_markdown(existing, platform_name, body))
     log(f"wrote {out}, {png_path}, {results_path}")

@@ -12,6 +12,7 @@
 All three start from the same initial weights (fnnet's ``scratch_init(key(0))``) and the last
 epoch's outputs are compared (``max_abs_diff_vs_fnnet``).
 """
+
 from __future__ import annotations
 
 import pathlib
@@ -100,11 +101,23 @@ def main(argv=None) -> int:
     records = []
     outputs = {}
     if "fnnet" in args.impl_list:
-        t = h.time_calls(lambda: scratch_train(w0, epochs=epochs, lr=LR), repeats=args.repeats,
-                         finish=h.block, meter=meter, first_only=args.first_call_only or args.populate_cache)
+        t = h.time_calls(
+            lambda: scratch_train(w0, epochs=epochs, lr=LR),
+            repeats=args.repeats,
+            finish=h.block,
+            meter=meter,
+            first_only=args.first_call_only or args.populate_cache,
+        )
         outputs["fnnet"] = np.asarray(t["out"][1])
-        rec = h.record(WORKLOAD, "fnnet", h.jax_device(), t, args, epochs=epochs,
-                       result=[round(float(v), 6) for v in outputs["fnnet"][:, 0]])
+        rec = h.record(
+            WORKLOAD,
+            "fnnet",
+            h.jax_device(),
+            t,
+            args,
+            epochs=epochs,
+            result=[round(float(v), 6) for v in outputs["fnnet"][:, 0]],
+        )
         records.append(rec)
         h.emit(args, rec)
     torch_impls = [i for i in args.impl_list if i.startswith("torch")]
@@ -123,14 +136,25 @@ def main(argv=None) -> int:
             return out.detach().cpu().numpy()
 
         for impl in torch_impls:
-            loop = (lambda w: torch_loop(torch, X, y, w, epochs, LR)) if impl == "torch" else (
-                lambda w, _loop=torch_compiled_loop(torch): _loop(X, y, w, epochs, LR))
+            loop = (
+                (lambda w: torch_loop(torch, X, y, w, epochs, LR))
+                if impl == "torch"
+                else (lambda w, _loop=torch_compiled_loop(torch): _loop(X, y, w, epochs, LR))  # noqa: B008 - built once, here
+            )
             t = h.time_calls(loop, repeats=args.repeats, setup=setup, finish=finish)
             extra = {}
             if "fnnet" in outputs:
                 extra["max_abs_diff_vs_fnnet"] = float(np.max(np.abs(t["out"] - outputs["fnnet"])))
-            rec = h.record(WORKLOAD, impl, desc, t, args, epochs=epochs,
-                           result=[round(float(v), 6) for v in t["out"][:, 0]], **extra)
+            rec = h.record(
+                WORKLOAD,
+                impl,
+                desc,
+                t,
+                args,
+                epochs=epochs,
+                result=[round(float(v), 6) for v in t["out"][:, 0]],
+                **extra,
+            )
             records.append(rec)
             h.emit(args, rec)
     h.emit_ratios(args, WORKLOAD, records)

@@ -15,10 +15,10 @@ files, else the small genuine sample shipped with fnnet (with a notice). Everyth
 under ``--out``: metrics.json, loss.png, sample.png, confusion.png, predictions.png, submission.csv,
 model.jaxexport + model.json, and checkpoints/ (one per epoch; ``--resume`` continues from it).
 """
+
 from __future__ import annotations
 
 import argparse
-import os
 import pathlib
 import sys
 import time
@@ -84,8 +84,10 @@ def run(args) -> int:
     recipe = fnnet.RECIPES[args.recipe].with_overrides(epochs=args.epochs, batch_size=args.batch_size, lr=args.lr)
     out = pathlib.Path(args.out)
     if not args.resume and (out / "checkpoints").exists() and any((out / "checkpoints").iterdir()):
-        raise ValueError(f"{out / 'checkpoints'} already holds checkpoints: pass --resume to continue "
-                         f"that run, or choose another --out")
+        raise ValueError(
+            f"{out / 'checkpoints'} already holds checkpoints: pass --resume to continue "
+            f"that run, or choose another --out"
+        )
 
     data = fnnet.load_fashion_mnist(args.data_dir, download=not args.no_download, verbose=writer)
     normalisation = fnnet.apparel.input_normalisation(recipe)
@@ -93,37 +95,63 @@ def run(args) -> int:
     n_train = splits.train_x.shape[0]
     if recipe.batch_size is not None and recipe.batch_size > n_train:
         recipe = recipe.with_overrides(batch_size=n_train)
-    log(f"data: {data.source}: {n_train} train / {splits.val_x.shape[0]} validation / "
-        f"{splits.test_x.shape[0]} test images")
-    log(f"recipe {recipe.name}: {recipe.epochs} epochs, "
+    log(
+        f"data: {data.source}: {n_train} train / {splits.val_x.shape[0]} validation / "
+        f"{splits.test_x.shape[0]} test images"
+    )
+    log(
+        f"recipe {recipe.name}: {recipe.epochs} epochs, "
         f"{'full batch' if recipe.batch_size is None else f'batch {recipe.batch_size}'}, lr {recipe.lr}, "
-        f"{ctx.describe()}")
+        f"{ctx.describe()}"
+    )
 
     state = fnnet.build_state(recipe, args.seed, n_train, dtype=ctx.jnp_dtype)
     epoch_fn, put_data, state = parallel.epoch_runner(ctx, recipe, state, n_train)
-    run_config = {"recipe": recipe.name, "epochs": recipe.epochs, "batch_size": recipe.batch_size,
-                  "lr": recipe.lr, "seed": args.seed, "dtype": ctx.dtype_name, "n_train": int(n_train),
-                  "data_source": data.source}
+    run_config = {
+        "recipe": recipe.name,
+        "epochs": recipe.epochs,
+        "batch_size": recipe.batch_size,
+        "lr": recipe.lr,
+        "seed": args.seed,
+        "dtype": ctx.dtype_name,
+        "n_train": int(n_train),
+        "data_source": data.source,
+    }
     checkpointer = fnnet.Checkpointer(out / "checkpoints") if writer or ctx.num_processes > 1 else None
 
     def on_epoch(row):
-        log(f"epoch {row.epoch:3d}/{recipe.epochs}  train_loss {row.train_loss:.4f}  val_loss {row.val_loss:.4f}  "
-            f"val_acc {row.val_accuracy:.4f}  {row.seconds:.2f}s", flush=True)
+        log(
+            f"epoch {row.epoch:3d}/{recipe.epochs}  train_loss {row.train_loss:.4f}  val_loss {row.val_loss:.4f}  "
+            f"val_acc {row.val_accuracy:.4f}  {row.seconds:.2f}s",
+            flush=True,
+        )
 
     evaluator = fnnet.train.make_evaluator(state.apply_fn, fnnet.make_loss(recipe))  # one program for every split
-    state, history = fnnet.fit(state, splits, recipe, seed=args.seed, checkpointer=checkpointer,
-                               resume=args.resume, run_config=run_config, on_epoch=on_epoch,
-                               epoch_fn=epoch_fn, put_data=put_data, evaluator=evaluator)
+    state, history = fnnet.fit(
+        state,
+        splits,
+        recipe,
+        seed=args.seed,
+        checkpointer=checkpointer,
+        resume=args.resume,
+        run_config=run_config,
+        on_epoch=on_epoch,
+        epoch_fn=epoch_fn,
+        put_data=put_data,
+        evaluator=evaluator,
+    )
     params = state.params
     if not writer:
         return 0
-    write_outputs(out, data, splits, recipe, params, state.apply_fn, history, args, ctx, wall0, normalisation,
-                  evaluator)
+    write_outputs(
+        out, data, splits, recipe, params, state.apply_fn, history, args, ctx, wall0, normalisation, evaluator
+    )
     return 0
 
 
-def write_outputs(out, data, splits, recipe, params, apply_fn, history, args, ctx, wall0, normalisation,
-                  evaluator) -> None:
+def write_outputs(
+    out, data, splits, recipe, params, apply_fn, history, args, ctx, wall0, normalisation, evaluator
+) -> None:
     train = evaluator(params, splits.train_x, splits.train_y)
     val = evaluator(params, splits.val_x, splits.val_y)
     test_pred = evaluator(params, splits.test_x)["predictions"]
@@ -136,8 +164,13 @@ def write_outputs(out, data, splits, recipe, params, apply_fn, history, args, ct
         "lr": recipe.lr,
         "dtype": ctx.dtype_name,
         "parallel": ctx.describe(),
-        "data": {"source": data.source, "is_sample": bool(data.is_sample), "train": int(splits.train_x.shape[0]),
-                 "val": int(splits.val_x.shape[0]), "test": int(splits.test_x.shape[0])},
+        "data": {
+            "source": data.source,
+            "is_sample": bool(data.is_sample),
+            "train": int(splits.train_x.shape[0]),
+            "val": int(splits.val_x.shape[0]),
+            "test": int(splits.test_x.shape[0]),
+        },
         "train_accuracy": float(train["accuracy"]),
         "train_loss": float(train["loss"]),
         "val_accuracy": float(val["accuracy"]),
@@ -160,19 +193,29 @@ def write_outputs(out, data, splits, recipe, params, apply_fn, history, args, ct
     if reports.have_matplotlib():
         reports.plot_losses(out / "loss.png", history)
         pick = int(np.random.RandomState(128).choice(len(data.train_ids)))  # the tutorial's sample image
-        reports.plot_sample(out / "sample.png", data.train_images[pick],
-                            f"id {int(data.train_ids[pick])}: {names[int(data.train_labels[pick])]}")
+        reports.plot_sample(
+            out / "sample.png",
+            data.train_images[pick],
+            f"id {int(data.train_ids[pick])}: {names[int(data.train_labels[pick])]}",
+        )
         reports.plot_confusion(out / "confusion.png", matrix, names)
         show = np.random.RandomState(args.seed).choice(splits.test_x.shape[0], size=24, replace=False)
-        reports.plot_predictions(out / "predictions.png", splits.test_x[show], test_pred[show],
-                                 None if splits.test_y is None else splits.test_y[show], names)
+        reports.plot_predictions(
+            out / "predictions.png",
+            splits.test_x[show],
+            test_pred[show],
+            None if splits.test_y is None else splits.test_y[show],
+            names,
+        )
     else:
         print("matplotlib is not installed: figures skipped (pip install 'fnnet[plot]')")
     metrics["wall_time_s"] = time.perf_counter() - wall0
     reports.write_json(out / "metrics.json", metrics)
     test_part = f"  test_acc {metrics['test_accuracy']:.4f}" if "test_accuracy" in metrics else ""
-    print(f"done: train_acc {metrics['train_accuracy']:.4f}  val_acc {metrics['val_accuracy']:.4f}{test_part}  "
-          f"wall {metrics['wall_time_s']:.1f}s  outputs in {out}")
+    print(
+        f"done: train_acc {metrics['train_accuracy']:.4f}  val_acc {metrics['val_accuracy']:.4f}{test_part}  "
+        f"wall {metrics['wall_time_s']:.1f}s  outputs in {out}"
+    )
 
 
 if __name__ == "__main__":

@@ -13,6 +13,7 @@ a function: ``jax.grad(f, argnums=...)(inputs)`` returns the gradient as a value
 
     python experiments/autograd_basics.py [--out DIR] [--seed N]
 """
+
 from __future__ import annotations
 
 import argparse
@@ -58,8 +59,12 @@ class _Parser(argparse.ArgumentParser):
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = _Parser(description=__doc__.splitlines()[0])
-    parser.add_argument("--out", type=pathlib.Path, default=pathlib.Path("outputs/autograd_basics"),
-                        help="directory for derivative.png (default: outputs/autograd_basics/)")
+    parser.add_argument(
+        "--out",
+        type=pathlib.Path,
+        default=pathlib.Path("outputs/autograd_basics"),
+        help="directory for derivative.png (default: outputs/autograd_basics/)",
+    )
     parser.add_argument("--seed", type=int, default=0, help="seed of the 2x2 tensor a (default: 0)")
     args = parser.parse_args(argv)
     if args.seed < 0:
@@ -103,8 +108,10 @@ def main(argv: list[str] | None = None) -> int:
         print(f"partials of 3*u**2*v - 4*v**3 at (u, v) = (2, 1): du={_num(du)} dv={_num(dv)}")
         xs = jnp.linspace(-10.0, 10.0, 5)
         dxs = elementwise_derivative(xs)
-        print(f"elementwise d/dx x**2 at x = {np.asarray(xs, np.float64).tolist()}: "
-              f"{(np.asarray(dxs, np.float64) + 0.0).tolist()}")
+        print(
+            f"elementwise d/dx x**2 at x = {np.asarray(xs, np.float64).tolist()}: "
+            f"{(np.asarray(dxs, np.float64) + 0.0).tolist()}"
+        )
         figure = args.out / "derivative.png"
         if plot_derivative(figure):
             print(f"wrote {figure}")

@@ -16,6 +16,7 @@ model), ``loss.png`` ("Loss over epochs"), and ``probabilities.png``: a fresh ne
 epochs, one panel "Output probabilities after N epochs" every 20 epochs. The author seeded
 nothing; here both networks' initial weights come from ``jax.random.key(--seed)``.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -42,8 +43,7 @@ class Config:
     print_every: int = 100
 
 
-def _figures(out: pathlib.Path, untrained: np.ndarray, losses: np.ndarray, probs: np.ndarray,
-             every: int) -> list[str]:
+def _figures(out: pathlib.Path, untrained: np.ndarray, losses: np.ndarray, probs: np.ndarray, every: int) -> list[str]:
     import matplotlib
 
     matplotlib.use("Agg")
@@ -90,8 +90,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         key_long, key_fresh = jax.random.split(jax.random.key(args.seed))
         params = binary_init(key_long)
         untrained = np.asarray(binary_predict(params, X))
-        print(f"untrained model: mean probability {untrained.mean():.4f} "
-              f"(min {untrained.min():.4f}, max {untrained.max():.4f})")
+        print(
+            f"untrained model: mean probability {untrained.mean():.4f} "
+            f"(min {untrained.min():.4f}, max {untrained.max():.4f})"
+        )
         params, losses = binary_train(params, X, y, epochs=cfg.epochs, lr=cfg.lr)
         losses = np.asarray(losses)
         for i in [*range(0, cfg.epochs, cfg.print_every), cfg.epochs - 1]:
@@ -100,8 +102,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             print(f"epoch {i + 1:5d}: loss {losses[i]:.6f}")
         accuracy = float(np.mean((np.asarray(binary_predict(params, X)) > 0.5) == (y_np > 0.5)))
         print(f"accuracy after {cfg.epochs} epochs: {accuracy:.2f}")
-        probs = np.asarray(binary_snapshots(binary_init(key_fresh), X, y, snapshots=cfg.snapshots,
-                                            every=cfg.snapshot_every, lr=cfg.lr))
+        probs = np.asarray(
+            binary_snapshots(binary_init(key_fresh), X, y, snapshots=cfg.snapshots, every=cfg.snapshot_every, lr=cfg.lr)
+        )
         try:
             import matplotlib  # noqa: F401
         except ImportError:

@@ -15,6 +15,7 @@ All values use ``round(x, 4)`` as the article.
 ``--out DIR`` receives ``output.txt`` (the printed lines). There is no randomness; ``--seed`` is
 accepted for a uniform command line and unused.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -54,12 +55,18 @@ def flax_values() -> dict[str, float]:
     def scalars(p: dict, prefix: str) -> dict[str, float]:
         hl, ol = p["params"]["hidden_layer"], p["params"]["output_layer"]
         return {
-            f"{prefix}w_l1": float(hl["kernel"][0, 0]), f"{prefix}b_l1": float(hl["bias"][0]),
-            f"{prefix}w_l2": float(ol["kernel"][0, 0]), f"{prefix}b_l2": float(ol["bias"][0]),
+            f"{prefix}w_l1": float(hl["kernel"][0, 0]),
+            f"{prefix}b_l1": float(hl["bias"][0]),
+            f"{prefix}w_l2": float(ol["kernel"][0, 0]),
+            f"{prefix}b_l2": float(ol["bias"][0]),
         }
 
-    return {**scalars(params, ""), "a_l2": float(out[0, 0]), **scalars(new, "updated_"),
-            "updated_a_l2": float(new_out[0, 0])}
+    return {
+        **scalars(params, ""),
+        "a_l2": float(out[0, 0]),
+        **scalars(new, "updated_"),
+        "updated_a_l2": float(new_out[0, 0]),
+    }
 
 
 def hand_values() -> dict[str, float]:
@@ -81,13 +88,14 @@ def hand_values() -> dict[str, float]:
     dc_db_l1 = sigmoid_prime(z_l1) * dc_da_l1
     dc_dw_l1 = a_l0 * dc_db_l1
     up = {
-        "updated_w_l1": w_l1 - dc_dw_l1 * LR, "updated_b_l1": b_l1 - dc_db_l1 * LR,
-        "updated_w_l2": w_l2 - dc_dw_l2 * LR, "updated_b_l2": b_l2 - dc_db_l2 * LR,
+        "updated_w_l1": w_l1 - dc_dw_l1 * LR,
+        "updated_b_l1": b_l1 - dc_db_l1 * LR,
+        "updated_w_l2": w_l2 - dc_dw_l2 * LR,
+        "updated_b_l2": b_l2 - dc_db_l2 * LR,
     }
     updated_a_l1 = sigmoid(up["updated_w_l1"] * a_l0 + up["updated_b_l1"])
     updated_a_l2 = sigmoid(up["updated_w_l2"] * updated_a_l1 + up["updated_b_l2"])
-    values = {"w_l1": w_l1, "b_l1": b_l1, "w_l2": w_l2, "b_l2": b_l2, "a_l2": a_l2, **up,
-              "updated_a_l2": updated_a_l2}
+    values = {"w_l1": w_l1, "b_l1": b_l1, "w_l2": w_l2, "b_l2": b_l2, "a_l2": a_l2, **up, "updated_a_l2": updated_a_l2}
     return {k: float(v) for k, v in values.items()}
 
 

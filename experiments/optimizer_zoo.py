@@ -25,6 +25,7 @@ torch is optional: without it only fnnet's columns are filled and a note says so
 (default ``outputs/optimizer_zoo/``) receives ``results.txt`` (the printed table) and
 ``loss_curves.png`` (one panel per optimizer; skipped with a note when matplotlib is missing).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -81,8 +82,9 @@ def init_params(seed: int, cfg: Config, dtype: str) -> Any:
     return model.init(jax.random.PRNGKey(seed), jnp.zeros((1, 2), dtype))
 
 
-def train_fnnet(name: str, kwargs: dict, params: Any, x: np.ndarray, y: np.ndarray,
-                cfg: Config, steps: int) -> tuple[np.ndarray, Any]:
+def train_fnnet(
+    name: str, kwargs: dict, params: Any, x: np.ndarray, y: np.ndarray, cfg: Config, steps: int
+) -> tuple[np.ndarray, Any]:
     """``steps`` full-batch steps under one jit; returns (loss before each step, final params)."""
     model = MLP((cfg.hidden, 1), param_dtype=jnp.asarray(x).dtype)
     xj, yj = jnp.asarray(x), jnp.asarray(y)
@@ -128,8 +130,9 @@ def torch_trainer() -> Callable[..., tuple[np.ndarray, dict[str, np.ndarray]]] |
         return None
     torch.set_num_threads(1)
 
-    def train_torch(torch_name: str, kwargs: dict, params: Any, x: np.ndarray, y: np.ndarray,
-                    cfg: Config, steps: int) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+    def train_torch(
+        torch_name: str, kwargs: dict, params: Any, x: np.ndarray, y: np.ndarray, cfg: Config, steps: int
+    ) -> tuple[np.ndarray, dict[str, np.ndarray]]:
         dtype = getattr(torch, str(x.dtype))
         previous = torch.get_default_dtype()
         torch.set_default_dtype(dtype)  # torch keeps ASGD's eta and mu in the default dtype
@@ -139,9 +142,9 @@ def torch_trainer() -> Callable[..., tuple[np.ndarray, dict[str, np.ndarray]]] |
             torch.set_default_dtype(previous)
 
     def _train(torch_name, kwargs, params, x, y, cfg, steps, dtype):
-        net = torch.nn.Sequential(
-            torch.nn.Linear(2, cfg.hidden), torch.nn.ReLU(), torch.nn.Linear(cfg.hidden, 1)
-        ).to(dtype)
+        net = torch.nn.Sequential(torch.nn.Linear(2, cfg.hidden), torch.nn.ReLU(), torch.nn.Linear(cfg.hidden, 1)).to(
+            dtype
+        )
         state = flax_to_torch(params, prefixes=["0", "2"])
         net.load_state_dict({k: torch.from_numpy(np.array(v)) for k, v in state.items()})
         opt = getattr(torch.optim, torch_name)(net.parameters(), **kwargs)
@@ -181,7 +184,7 @@ def loss_figure(curves: dict[str, tuple[np.ndarray, np.ndarray | None]]) -> byte
         ax.set_xlabel("step")
         ax.grid(alpha=0.3)
         ax.legend(fontsize=7)
-    for ax in list(axes.flat)[len(curves):]:
+    for ax in list(axes.flat)[len(curves) :]:
         ax.set_visible(False)
     fig.tight_layout()
     buf = io.BytesIO()
@@ -212,8 +215,9 @@ def select(names: str | None, cfg: Config) -> tuple[tuple[str, str, dict[str, An
     return tuple(known[n] for n in wanted)
 
 
-def run(steps: int, seed: int, dtype: str, out: pathlib.Path, names: str | None = None,
-        cfg: Config = Config()) -> list[str]:
+def run(
+    steps: int, seed: int, dtype: str, out: pathlib.Path, names: str | None = None, cfg: Config = Config()
+) -> list[str]:
     if steps < 1:
         raise ValueError(f"--steps must be a positive integer, got {steps}")
     optimizers = select(names, cfg)

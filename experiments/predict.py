@@ -20,6 +20,7 @@ Pixels are read as grayscale 0..255, normalised as the contract says, reshaped t
 shape and classified in batches of ``--batch-size``. Rows go to stdout, or atomically to
 ``--out FILE``. Any error is one ``error: ...`` line on stderr and exit status 2.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -66,8 +67,7 @@ def load_model(model_dir: pathlib.Path) -> tuple[Callable[[np.ndarray], Any], di
     except (KeyError, TypeError, ValueError, IndexError) as e:
         raise ValueError(f"{contract_path}: malformed contract ({type(e).__name__}: {e})") from e
     if not (np.isfinite(divide_by) and np.isfinite(subtract) and divide_by != 0):
-        raise ValueError(f"{contract_path}: normalisation must be finite with divide_by != 0, "
-                         f"got {norm}")
+        raise ValueError(f"{contract_path}: normalisation must be finite with divide_by != 0, got {norm}")
     import jax
     from jax import export as jax_export
 
@@ -80,28 +80,42 @@ def load_model(model_dir: pathlib.Path) -> tuple[Callable[[np.ndarray], Any], di
 
     def check_version(v: int) -> None:
         if not lo <= v <= hi:
-            raise ValueError(f"{artifact_path}: artifact uses jax.export calling convention {v} "
-                             f"(written by jax {writer}); this jax {jax.__version__} reads only "
-                             f"{lo}..{hi}")
+            raise ValueError(
+                f"{artifact_path}: artifact uses jax.export calling convention {v} "
+                f"(written by jax {writer}); this jax {jax.__version__} reads only "
+                f"{lo}..{hi}"
+            )
 
     check_version(version)
     if not artifact_path.is_file():
         raise ValueError(f"{artifact_path}: artifact file not found")
     blob = artifact_path.read_bytes()
     if len(blob) != size or hashlib.sha256(blob).hexdigest() != digest:
-        raise ValueError(f"{artifact_path}: truncated or corrupt artifact: {len(blob)} bytes whose "
-                         f"size or SHA-256 differs from {CONTRACT_NAME} ({size} bytes)")
+        raise ValueError(
+            f"{artifact_path}: truncated or corrupt artifact: {len(blob)} bytes whose "
+            f"size or SHA-256 differs from {CONTRACT_NAME} ({size} bytes)"
+        )
     try:
         exported = jax_export.deserialize(bytearray(blob))
     except Exception as e:  # flatbuffers raises struct.error, IndexError, ... on bad bytes
-        raise ValueError(f"{artifact_path}: cannot deserialize (written by jax {writer}, this is "
-                         f"jax {jax.__version__}): {type(e).__name__}: {e}") from e
+        raise ValueError(
+            f"{artifact_path}: cannot deserialize (written by jax {writer}, this is "
+            f"jax {jax.__version__}): {type(e).__name__}: {e}"
+        ) from e
     check_version(exported.calling_convention_version)
     ins, outs = exported.in_avals, exported.out_avals
-    if (len(ins) != 1 or len(outs) != 1 or tuple(ins[0].shape[1:]) != shape
-            or ins[0].dtype != dtype or len(outs[0].shape) != 2 or outs[0].shape[1] != n_classes):
-        raise ValueError(f"{contract_path}: contract does not match {ARTIFACT_NAME} "
-                         f"(inputs {[str(a) for a in ins]}, outputs {[str(a) for a in outs]})")
+    if (
+        len(ins) != 1
+        or len(outs) != 1
+        or tuple(ins[0].shape[1:]) != shape
+        or ins[0].dtype != dtype
+        or len(outs[0].shape) != 2
+        or outs[0].shape[1] != n_classes
+    ):
+        raise ValueError(
+            f"{contract_path}: contract does not match {ARTIFACT_NAME} "
+            f"(inputs {[str(a) for a in ins]}, outputs {[str(a) for a in outs]})"
+        )
     call = jax.jit(exported.call)
 
     def predict(pixels: np.ndarray) -> np.ndarray:
@@ -113,9 +127,11 @@ def load_model(model_dir: pathlib.Path) -> tuple[Callable[[np.ndarray], Any], di
     try:
         predict(np.zeros((1, int(np.prod(shape))), np.uint8))
     except Exception as e:  # an MLIR/VHLO version error or a platform the artifact lacks
-        raise ValueError(f"{artifact_path}: cannot run on this jax {jax.__version__} "
-                         f"({jax.default_backend()}; written by jax {writer} for "
-                         f"{contract.get('platforms')}): {type(e).__name__}: {e}") from e
+        raise ValueError(
+            f"{artifact_path}: cannot run on this jax {jax.__version__} "
+            f"({jax.default_backend()}; written by jax {writer} for "
+            f"{contract.get('platforms')}): {type(e).__name__}: {e}"
+        ) from e
     return predict, contract
 
 
@@ -131,8 +147,10 @@ def _read_png(path: pathlib.Path) -> np.ndarray:
 def _stack(images: list[np.ndarray], paths: Sequence[pathlib.Path]) -> np.ndarray:
     for im, p in zip(images, paths):
         if im.shape != images[0].shape:
-            raise ValueError(f"{p}: image is {im.shape[1]}x{im.shape[0]}, "
-                             f"{paths[0].name} is {images[0].shape[1]}x{images[0].shape[0]}")
+            raise ValueError(
+                f"{p}: image is {im.shape[1]}x{im.shape[0]}, "
+                f"{paths[0].name} is {images[0].shape[1]}x{images[0].shape[0]}"
+            )
     return np.stack(images)
 
 
@@ -149,13 +167,12 @@ def _read_idx(path: pathlib.Path) -> np.ndarray:
     ndim = raw[3]
     if len(raw) < 4 + 4 * ndim:
         raise ValueError(f"{path}: IDX header truncated")
-    dims = struct.unpack(f">{ndim}I", raw[4:4 + 4 * ndim])
+    dims = struct.unpack(f">{ndim}I", raw[4 : 4 + 4 * ndim])
     if ndim != 3:
         raise ValueError(f"{path}: expected an IDX images file (3 dims: n, rows, cols), got dims {dims}")
-    body = raw[4 + 4 * ndim:]
+    body = raw[4 + 4 * ndim :]
     if len(body) != int(np.prod(dims)):
-        raise ValueError(f"{path}: IDX body has {len(body)} bytes, header {dims} needs "
-                         f"{int(np.prod(dims))}")
+        raise ValueError(f"{path}: IDX body has {len(body)} bytes, header {dims} needs {int(np.prod(dims))}")
     return np.frombuffer(body, np.uint8).reshape(dims)
 
 
@@ -173,8 +190,7 @@ def read_images(path: pathlib.Path) -> tuple[list[str], np.ndarray]:
                 with open(csv_path, newline="", encoding="utf-8") as f:
                     reader = csv.DictReader(f)
                     if reader.fieldnames is None or "id" not in reader.fieldnames:
-                        raise ValueError(f"{csv_path}: needs an 'id' column, "
-                                         f"header is {reader.fieldnames}")
+                        raise ValueError(f"{csv_path}: needs an 'id' column, header is {reader.fieldnames}")
                     ids = [row["id"] for row in reader]
             except csv.Error as e:
                 raise ValueError(f"{csv_path}: bad CSV ({e})") from e
@@ -204,12 +220,18 @@ def _write_atomic(path: pathlib.Path, text: str) -> None:
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--model", required=True, type=pathlib.Path,
-                        help=f"folder holding {ARTIFACT_NAME} and {CONTRACT_NAME}")
-    parser.add_argument("--images", required=True, type=pathlib.Path,
-                        help="CSV+PNG folder, folder of *.png, or IDX images file (.gz or raw)")
-    parser.add_argument("--out", type=pathlib.Path, default=None,
-                        help="write the id,label CSV here (atomically) instead of stdout")
+    parser.add_argument(
+        "--model", required=True, type=pathlib.Path, help=f"folder holding {ARTIFACT_NAME} and {CONTRACT_NAME}"
+    )
+    parser.add_argument(
+        "--images",
+        required=True,
+        type=pathlib.Path,
+        help="CSV+PNG folder, folder of *.png, or IDX images file (.gz or raw)",
+    )
+    parser.add_argument(
+        "--out", type=pathlib.Path, default=None, help="write the id,label CSV here (atomically) instead of stdout"
+    )
     parser.add_argument("--batch-size", type=int, default=1024)
     args = parser.parse_args(argv)
     try:
@@ -221,10 +243,13 @@ def main(argv: Sequence[str] | None = None) -> int:
             raise ValueError(f"--images {args.images}: holds no images")
         want = int(np.prod(contract["input"]["shape"][1:]))
         if pixels[0].size != want:
-            raise ValueError(f"--images {args.images}: images are {pixels.shape[2]}x{pixels.shape[1]}"
-                             f" ({pixels[0].size} pixels), the model takes {want}")
-        labels = np.concatenate([predict(pixels[i:i + args.batch_size])
-                                 for i in range(0, len(pixels), args.batch_size)])
+            raise ValueError(
+                f"--images {args.images}: images are {pixels.shape[2]}x{pixels.shape[1]}"
+                f" ({pixels[0].size} pixels), the model takes {want}"
+            )
+        labels = np.concatenate(
+            [predict(pixels[i : i + args.batch_size]) for i in range(0, len(pixels), args.batch_size)]
+        )
         buf = io.StringIO()
         writer = csv.writer(buf, lineterminator="\n")
         writer.writerow(["id", "label"])

@@ -28,6 +28,7 @@ seeds 7, 22, 23 and 25 print them exactly, so the default seed is 7.
 
 ``--out DIR`` receives ``predictions.txt`` (the printed lines).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -44,10 +45,20 @@ from fnnet.smallnets import scratch_init, scratch_train
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     group = parser.add_mutually_exclusive_group()
-    group.add_argument("--corrected", dest="mode", action="store_const", const="corrected",
-                       help="right backprop, equal to a jax.grad step (default)")
-    group.add_argument("--as-published", dest="mode", action="store_const", const="as-published",
-                       help="the article's update code with its slips")
+    group.add_argument(
+        "--corrected",
+        dest="mode",
+        action="store_const",
+        const="corrected",
+        help="right backprop, equal to a jax.grad step (default)",
+    )
+    group.add_argument(
+        "--as-published",
+        dest="mode",
+        action="store_const",
+        const="as-published",
+        help="the article's update code with its slips",
+    )
     parser.set_defaults(mode="corrected")
     parser.add_argument("--epochs", type=int, default=5000, help="copies of the article say 1000, 5000 or 7000")
     parser.add_argument("--lr", type=float, default=0.1)

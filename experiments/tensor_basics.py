@@ -14,6 +14,7 @@ silently. The first line shows the error a user gets without it. The transcript 
 
     python experiments/tensor_basics.py [--out DIR] [--seed N]
 """
+
 from __future__ import annotations
 
 import argparse
@@ -51,8 +52,12 @@ class _Parser(argparse.ArgumentParser):
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = _Parser(description=__doc__.splitlines()[0])
-    parser.add_argument("--out", type=pathlib.Path, default=pathlib.Path("outputs/tensor_basics"),
-                        help="directory for tensor_basics.txt (default: outputs/tensor_basics/)")
+    parser.add_argument(
+        "--out",
+        type=pathlib.Path,
+        default=pathlib.Path("outputs/tensor_basics"),
+        help="directory for tensor_basics.txt (default: outputs/tensor_basics/)",
+    )
     parser.add_argument("--seed", type=int, default=0, help="seed of the randn example (default: 0)")
     args = parser.parse_args(argv)
     if args.seed < 0:
@@ -96,8 +101,10 @@ def walkthrough(seed: int) -> list[str]:
     say("from_pandas(pd.Series([0.1, 2, 0.3, 10.1]))", show(from_s), f" ({from_s.dtype})")
     say("to_pandas(...).tolist()", to_pandas(from_s).tolist())
     say("tensor([0, 1, 2, 3]).tolist()", tensor([0, 1, 2, 3]).tolist())
-    say("x.type(torch.IntTensor) on FloatTensor([1.5, -2.5])",
-        show(tensor([1.5, -2.5], dtype="FloatTensor").astype(jax_dtype("IntTensor"))))
+    say(
+        "x.type(torch.IntTensor) on FloatTensor([1.5, -2.5])",
+        show(tensor([1.5, -2.5], dtype="FloatTensor").astype(jax_dtype("IntTensor"))),
+    )
 
     # -- vector and matrix mathematics (seed 001) --
     u = tensor([1, 2], dtype="FloatTensor")

@@ -4,6 +4,7 @@ Submodules (each also importable on its own): ``tensor``, ``losses``, ``optim``,
 ``models``, ``data``, ``train``, ``parallel``, ``checkpoint``, ``export``, ``apparel``, ``reports``,
 ``smallnets`` (the tutorials' small networks, each whole run one ``jit``), ``toy_data``.
 """
+
 from __future__ import annotations
 
 __version__ = "0.1.0"

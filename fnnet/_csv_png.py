@@ -7,6 +7,7 @@ the PNGs' sizes and mtimes). PNG decoding has a fast path for the common case (8
 so the fast path parses the chunks itself, inflates with ``zlib`` and undoes the PNG row filters for
 all images at once in numpy (~15x faster); anything else goes through Pillow.
 """
+
 from __future__ import annotations
 
 import csv
@@ -40,6 +41,7 @@ def is_csv_png_dir(directory: Path) -> bool:
 
 
 # ------------------------------------------------------------------------------------------ CSV
+
 
 def _read_csv(path: Path, *, require_labels: bool) -> tuple[np.ndarray, np.ndarray | None, np.ndarray]:
     """``(ids, labels or None, line numbers)`` from an ``id,label`` CSV, every row checked.
@@ -95,11 +97,15 @@ def _read_csv(path: Path, *, require_labels: bool) -> tuple[np.ndarray, np.ndarr
         lines.append(line)
     if not ids:
         raise DataError(f"{path}: no data rows after the header")
-    return (np.asarray(ids, dtype=np.int64), np.asarray(labels, dtype=np.int32) if has_labels else None,
-            np.asarray(lines, dtype=np.int64))
+    return (
+        np.asarray(ids, dtype=np.int64),
+        np.asarray(labels, dtype=np.int32) if has_labels else None,
+        np.asarray(lines, dtype=np.int64),
+    )
 
 
 # ------------------------------------------------------------------------------------ PNG decode
+
 
 def _fast_scanlines(data: bytes) -> bytes | None:
     """The inflated, still filtered scanlines of a 28x28 8-bit grayscale PNG, else ``None``.
@@ -244,8 +250,9 @@ def _decode_chunk(paths: list[str | Path], wheres: list[str]) -> tuple[np.ndarra
     return out, converted
 
 
-def decode_pngs(paths: list[str | Path], wheres: list[str] | None = None, *, workers: int | None = None,
-                chunk: int = 4096) -> np.ndarray:
+def decode_pngs(
+    paths: list[str | Path], wheres: list[str] | None = None, *, workers: int | None = None, chunk: int = 4096
+) -> np.ndarray:
     """Decode 28x28 grayscale PNGs into ``(n, 28, 28)`` uint8, in parallel chunks.
 
     ``wheres`` adds context to error messages (e.g. ``" (train.csv line 7)"``). RGB/RGBA images are
@@ -288,6 +295,7 @@ def decode_pngs(paths: list[str | Path], wheres: list[str] | None = None, *, wor
 
 
 # ------------------------------------------------------------------------------------ PNG cache
+
 
 def _cache_key(csv_path: Path, pngs: list[str], wheres: list[str]) -> str:
     h = hashlib.sha256(_CACHE_VERSION)
@@ -348,8 +356,10 @@ def _save_cached(folders: list[Path], split: str, name: str, images: np.ndarray)
 
 # ------------------------------------------------------------------------------------ splits
 
-def read_split(directory: Path, split: str, *, require_labels: bool, user_cache: Path,
-               workers: int | None = None) -> tuple[np.ndarray, np.ndarray | None, np.ndarray, str]:
+
+def read_split(
+    directory: Path, split: str, *, require_labels: bool, user_cache: Path, workers: int | None = None
+) -> tuple[np.ndarray, np.ndarray | None, np.ndarray, str]:
     """``(images, labels or None, ids, how)`` for ``split`` ('train'/'test') of a CSV+PNG folder."""
     csv_path = directory / f"{split}.csv"
     image_dir = directory / split
@@ -381,8 +391,9 @@ def encode_png(image: np.ndarray) -> bytes:
     return buf.getvalue()
 
 
-def write_split(out_dir: Path, split: str, images: np.ndarray, labels: np.ndarray | None,
-                ids: np.ndarray, *, progress=None) -> None:
+def write_split(
+    out_dir: Path, split: str, images: np.ndarray, labels: np.ndarray | None, ids: np.ndarray, *, progress=None
+) -> None:
     """Write ``<split>/<id>.png`` for every image, then ``<split>.csv`` atomically (last, so a
     half-written folder is never taken for a complete one)."""
     from fnnet._idx import atomic_write_bytes

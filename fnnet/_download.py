@@ -3,6 +3,7 @@
 Mirrors ``torchvision.datasets.utils.download_url`` + ``check_integrity``: stream to ``<name>.part``,
 check the MD5 Zalando publishes, then rename; a mismatch deletes the file and raises ``DataError``.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -13,8 +14,15 @@ from pathlib import Path
 
 from fnnet._idx import DataError, md5_file
 
-__all__ = ["OFFICIAL_MD5", "DEFAULT_DOWNLOAD_URL", "default_cache_dir", "resolve_cache_dir",
-           "download_fashion_mnist", "download_url", "bad_md5s"]
+__all__ = [
+    "OFFICIAL_MD5",
+    "DEFAULT_DOWNLOAD_URL",
+    "default_cache_dir",
+    "resolve_cache_dir",
+    "download_fashion_mnist",
+    "download_url",
+    "bad_md5s",
+]
 
 # MD5s published by Zalando (github zalandoresearch/fashion-mnist README; torchvision uses the same).
 OFFICIAL_MD5: dict[str, str] = {
@@ -76,8 +84,9 @@ def _download_one(url: str, dest: Path, expected_md5: str, verbose: bool) -> Non
     os.replace(part, dest)
 
 
-def download_fashion_mnist(cache_dir: str | os.PathLike[str] | None = None, *,
-                           base_url: str | None = None, verbose: bool = True) -> Path:
+def download_fashion_mnist(
+    cache_dir: str | os.PathLike[str] | None = None, *, base_url: str | None = None, verbose: bool = True
+) -> Path:
     """Make sure ``<cache>/fashion-mnist/`` holds the four official .gz files with their MD5s.
 
     Like ``torchvision.datasets.FashionMNIST(download=True)``. Files already there are checked and

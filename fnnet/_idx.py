@@ -4,6 +4,7 @@ Mirrors what ``torchvision.datasets.mnist.read_image_file``/``read_label_file`` 
 checks: magic, dimensions and payload length are validated and every failure is a ``DataError``
 naming the file. Hand-written because no library in our stack (numpy, pandas, pillow) reads IDX.
 """
+
 from __future__ import annotations
 
 import gzip
@@ -90,8 +91,7 @@ def read_idx(path: str | os.PathLike[str]) -> np.ndarray:
     if found != expected:
         what = "truncated" if found < expected else "trailing bytes"
         raise DataError(
-            f"{path}: {what}: dimensions {dims} need {expected} bytes of data after the header, "
-            f"found {found}"
+            f"{path}: {what}: dimensions {dims} need {expected} bytes of data after the header, found {found}"
         )
     return np.frombuffer(data, dtype=dtype, offset=header).reshape(dims).astype(dtype.newbyteorder("="))
 

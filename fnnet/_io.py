@@ -4,6 +4,7 @@ A crash (or SIGKILL) never leaves a half-written file where a finished one was: 
 file or the new one. The temporary is opened with mode ``"xb"`` rather than ``tempfile.mkstemp`` so
 the result gets the umask's usual permissions (mkstemp's are 0600).
 """
+
 from __future__ import annotations
 
 import os

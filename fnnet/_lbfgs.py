@@ -24,6 +24,7 @@ Where this differs from torch:
   ``RuntimeError`` for an unknown ``line_search_fn`` only inside ``step``, and fails with an
   ``IndexError`` for ``history_size=0``); complex parameters are not supported.
 """
+
 from __future__ import annotations
 
 import math
@@ -155,9 +156,7 @@ def _strong_wolfe(
         return ~c["broke"] & (c["ls_iter"] < max_ls)
 
     def bracket_body(c: dict) -> dict:
-        armijo_fail = (c["f_new"] > f + c1 * c["t"] * gtd) | (
-            (c["ls_iter"] > 1) & (c["f_new"] >= c["f_prev"])
-        )
+        armijo_fail = (c["f_new"] > f + c1 * c["t"] * gtd) | ((c["ls_iter"] > 1) & (c["f_new"] >= c["f_prev"]))
         wolfe = jnp.abs(c["gtd_new"]) <= -c2 * gtd
         ascent = c["gtd_new"] >= 0
 
@@ -485,13 +484,11 @@ def lbfgs(
     ``TypeError`` for non-numeric settings. ``max_iter=0`` is accepted, as in torch (a step then
     only evaluates the loss).
     """
-    if not 0.0 <= _check_float("lr", lr, allow_nan=True):  # torch's test and message, NaN too
+    if not _check_float("lr", lr, allow_nan=True) >= 0.0:  # torch's test and message, NaN too
         raise ValueError(f"Invalid learning rate: {lr}")
     lr = float(lr)
     if line_search_fn not in (None, "strong_wolfe"):
-        raise ValueError(
-            f"Invalid line_search_fn: {line_search_fn!r} (expected None or 'strong_wolfe')"
-        )
+        raise ValueError(f"Invalid line_search_fn: {line_search_fn!r} (expected None or 'strong_wolfe')")
     line_search = line_search_fn == "strong_wolfe"
     max_iter = _check_int("max_iter", max_iter, 0)
     if max_eval is None:
@@ -512,9 +509,7 @@ def lbfgs(
         """The empty torch state for ``params`` (counts 0, empty history)."""
         return _init(params, history_size)
 
-    def step(
-        loss_fn: LossFn, params: Params, state: LBFGSState
-    ) -> tuple[Params, LBFGSState, jax.Array]:
+    def step(loss_fn: LossFn, params: Params, state: LBFGSState) -> tuple[Params, LBFGSState, jax.Array]:
         """One torch ``LBFGS.step(closure)``: ``-> (params, state, loss at the start)``."""
         if not callable(loss_fn):
             raise TypeError(f"loss_fn must be callable, got {type(loss_fn).__name__}")
@@ -522,8 +517,6 @@ def lbfgs(
             hash(loss_fn)
         except TypeError:  # an unhashable callable cannot be a static jit argument: trace inline
             return _step(loss_fn, params, state, hp, history_size, line_search)
-        return _jitted_step(
-            loss_fn, params, state, hp, history_size=history_size, line_search=line_search
-        )
+        return _jitted_step(loss_fn, params, state, hp, history_size=history_size, line_search=line_search)
 
     return LBFGSOptimizer(init=init, step=step)

@@ -3,6 +3,7 @@
 Re-implemented (sklearn's algorithm, same ``RandomState`` draws) so that scikit-learn is not a
 runtime dependency; ``tests/test_data.py`` checks equality with sklearn index for index.
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -29,8 +30,9 @@ def _approximate_mode(class_counts: np.ndarray, n_draws: int, rng: np.random.Ran
     return floored.astype(int)
 
 
-def stratified_split(images: np.ndarray, labels: np.ndarray, test_size: float = 0.1,
-                     seed: int = 0) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+def stratified_split(
+    images: np.ndarray, labels: np.ndarray, test_size: float = 0.1, seed: int = 0
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """``(train_x, val_x, train_y, val_y)``: a per-class proportional hold-out of ``test_size``.
 
     Mirrors ``sklearn.model_selection.train_test_split(images, labels, test_size=test_size,

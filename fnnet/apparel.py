@@ -5,12 +5,14 @@ recipes of ``experiments/apparel_classifier.py`` are in :data:`RECIPES`. The fit
 call per epoch (the epoch itself is a ``lax.scan``), evaluates, calls back with the epoch's numbers
 and checkpoints; everything else (printing, figures, files) belongs to the caller.
 """
+
 from __future__ import annotations
 
 import dataclasses
 import functools
 import time
-from typing import Any, Callable, NamedTuple
+from collections.abc import Callable
+from typing import Any, NamedTuple
 
 import jax
 import jax.numpy as jnp
@@ -22,10 +24,29 @@ from fnnet.data import FashionMNIST, stratified_split
 from fnnet.losses import cross_entropy
 from fnnet.models import MLP
 from fnnet.optim import adam, adamw
-from fnnet.train import TrainState, accumulate_gradients, create_train_state, make_epoch_fn, make_evaluator, make_train_step
+from fnnet.train import (
+    TrainState,
+    accumulate_gradients,
+    create_train_state,
+    make_epoch_fn,
+    make_evaluator,
+    make_train_step,
+)
 
-__all__ = ["Recipe", "RECIPES", "Splits", "prepare_splits", "input_normalisation", "features", "build_state", "make_loss", "make_optimizer",
-           "augment_shift_flip", "fit", "EpochLog"]
+__all__ = [
+    "Recipe",
+    "RECIPES",
+    "Splits",
+    "prepare_splits",
+    "input_normalisation",
+    "features",
+    "build_state",
+    "make_loss",
+    "make_optimizer",
+    "augment_shift_flip",
+    "fit",
+    "EpochLog",
+]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -48,7 +69,7 @@ class Recipe:
     standardize: bool = False  # (pixels/255 - mean) / std with the training set's pixel statistics
     init: str = "torch"
 
-    def with_overrides(self, *, epochs=None, batch_size=None, lr=None) -> "Recipe":
+    def with_overrides(self, *, epochs=None, batch_size=None, lr=None) -> Recipe:
         changes = {k: v for k, v in {"epochs": epochs, "batch_size": batch_size, "lr": lr}.items() if v is not None}
         return dataclasses.replace(self, **changes)
 
@@ -65,9 +86,18 @@ RECIPES: dict[str, Recipe] = {
     # augmentation, input dropout and an EMA of the weights were tried and did not help within
     # this budget (an MLP has no translation invariance to learn augmentation from).
     "strong": Recipe(
-        "strong", epochs=40, batch_size=256, lr=2e-3, optimizer="adamw", weight_decay=1e-4,
-        schedule="warmup_cosine", warmup_epochs=1, final_lr_fraction=0.01, label_smoothing=0.1,
-        dropout=0.3, standardize=True,
+        "strong",
+        epochs=40,
+        batch_size=256,
+        lr=2e-3,
+        optimizer="adamw",
+        weight_decay=1e-4,
+        schedule="warmup_cosine",
+        warmup_epochs=1,
+        final_lr_fraction=0.01,
+        label_smoothing=0.1,
+        dropout=0.3,
+        standardize=True,
     ),
 }
 
@@ -102,14 +132,24 @@ def features(images: np.ndarray, normalisation: dict[str, float], dtype=np.float
     return (x - dtype(normalisation.get("subtract", 0.0))) / dtype(normalisation["divide_by"])
 
 
-def prepare_splits(data: FashionMNIST, *, seed: int, val_fraction: float = 0.1, dtype=np.float32,
-                   normalisation: dict[str, float] | None = None) -> Splits:
+def prepare_splits(
+    data: FashionMNIST,
+    *,
+    seed: int,
+    val_fraction: float = 0.1,
+    dtype=np.float32,
+    normalisation: dict[str, float] | None = None,
+) -> Splits:
     """The tutorial's preprocessing: flatten, divide by 255 (or ``normalisation``), stratified 10% validation split."""
     norm = normalisation or {"subtract": 0.0, "divide_by": 255.0}
-    train_x, val_x, train_y, val_y = stratified_split(data.train_images, data.train_labels, test_size=val_fraction, seed=seed)
+    train_x, val_x, train_y, val_y = stratified_split(
+        data.train_images, data.train_labels, test_size=val_fraction, seed=seed
+    )
     return Splits(
-        train_x=features(train_x, norm, dtype), train_y=np.asarray(train_y, np.int32),
-        val_x=features(val_x, norm, dtype), val_y=np.asarray(val_y, np.int32),
+        train_x=features(train_x, norm, dtype),
+        train_y=np.asarray(train_y, np.int32),
+        val_x=features(val_x, norm, dtype),
+        val_y=np.asarray(val_y, np.int32),
         test_x=features(data.test_images, norm, dtype),
         test_y=None if data.test_labels is None else np.asarray(data.test_labels, np.int32),
         test_ids=np.asarray(data.test_ids),
@@ -129,8 +169,12 @@ def make_optimizer(recipe: Recipe, n_train: int) -> optax.GradientTransformation
         # A run shorter than the warmup (e.g. --epochs 1) skips the warmup rather than never decaying.
         warmup = min(recipe.warmup_epochs, recipe.epochs - 1) * per_epoch
         lr = optax.warmup_cosine_decay_schedule(
-            init_value=0.0, peak_value=recipe.lr, warmup_steps=warmup,
-            decay_steps=recipe.epochs * per_epoch, end_value=recipe.lr * recipe.final_lr_fraction)
+            init_value=0.0,
+            peak_value=recipe.lr,
+            warmup_steps=warmup,
+            decay_steps=recipe.epochs * per_epoch,
+            end_value=recipe.lr * recipe.final_lr_fraction,
+        )
     else:
         raise ValueError(f"recipe {recipe.name!r}: unknown schedule {recipe.schedule!r} (constant, warmup_cosine)")
     if recipe.optimizer == "adam":
@@ -183,8 +227,12 @@ def build_state(recipe: Recipe, seed: int, n_train: int, *, dtype=jnp.float32) -
 
 def make_step(recipe: Recipe, *, axis_name: str | None = None):
     """The recipe's pure ``train_step(state, batch)``."""
-    return make_train_step(make_loss(recipe), dropout=recipe.dropout > 0,
-                           augment=augment_shift_flip if recipe.augment else None, axis_name=axis_name)
+    return make_train_step(
+        make_loss(recipe),
+        dropout=recipe.dropout > 0,
+        augment=augment_shift_flip if recipe.augment else None,
+        axis_name=axis_name,
+    )
 
 
 class EpochLog(NamedTuple):
@@ -232,7 +280,8 @@ def fit(
             if meta.get("run_config") != run_config:
                 raise ValueError(
                     f"--resume: the checkpoint in {checkpointer.directory} was written by another configuration "
-                    f"({meta.get('run_config')}); this run is {run_config}")
+                    f"({meta.get('run_config')}); this run is {run_config}"
+                )
             history = list(meta["history"])
     if epoch_fn is None:
         batch = splits.train_x.shape[0] if recipe.batch_size is None else recipe.batch_size

@@ -6,6 +6,7 @@ checkpoint or the new one, never a torn one; unfinished temporaries are ignored 
 JSON ``meta`` item travels in the same atomic step as the arrays, so the run's history and the
 weights it describes can never disagree.
 """
+
 from __future__ import annotations
 
 import logging

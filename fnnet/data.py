@@ -6,13 +6,14 @@ tutorial's layout (``train.csv`` of ``id,label`` and ``train/<id>.png``), and sk
 an explicit ``data_dir``, ``$FNNET_DATA_DIR``, the user cache, a download of the four official files,
 and when offline the genuine sample shipped in ``fnnet/_sample`` (with a notice on stderr).
 """
+
 from __future__ import annotations
 
+import dataclasses
 import http.client
 import os
 import sys
 import urllib.error
-import dataclasses
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -54,8 +55,16 @@ __all__ = [
 ]
 
 CLASS_NAMES: tuple[str, ...] = (
-    "T-shirt/top", "Trouser", "Pullover", "Dress", "Coat",
-    "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot",
+    "T-shirt/top",
+    "Trouser",
+    "Pullover",
+    "Dress",
+    "Coat",
+    "Sandal",
+    "Shirt",
+    "Sneaker",
+    "Bag",
+    "Ankle boot",
 )
 NUM_CLASSES = len(CLASS_NAMES)
 IMAGE_SHAPE = (28, 28)
@@ -89,8 +98,10 @@ class FashionMNIST:
 
     def __repr__(self) -> str:
         labels = "unlabelled" if self.test_labels is None else "labelled"
-        return (f"FashionMNIST(train={self.train_images.shape[0]}, test={self.test_images.shape[0]} "
-                f"({labels}), source={self.source!r}, is_sample={self.is_sample})")
+        return (
+            f"FashionMNIST(train={self.train_images.shape[0]}, test={self.test_images.shape[0]} "
+            f"({labels}), source={self.source!r}, is_sample={self.is_sample})"
+        )
 
 
 def _notice(message: str, verbose: bool) -> None:
@@ -99,6 +110,7 @@ def _notice(message: str, verbose: bool) -> None:
 
 
 # --------------------------------------------------------------------------------------- IDX dir
+
 
 def _idx_path(directory: Path, name: str) -> Path | None:
     """``name`` (a .gz) or its decompressed twin in ``directory``; ``None`` if neither exists."""
@@ -130,8 +142,7 @@ def _check_labels(path: Path, labels: np.ndarray) -> np.ndarray:
     bad = np.flatnonzero(labels >= NUM_CLASSES)
     if bad.size:
         raise DataError(
-            f"{path}: record {int(bad[0])}: label {int(labels[bad[0]])} outside 0..9 "
-            f"({bad.size} bad labels in all)"
+            f"{path}: record {int(bad[0])}: label {int(labels[bad[0]])} outside 0..9 ({bad.size} bad labels in all)"
         )
     return labels.astype(np.int32)
 
@@ -146,14 +157,13 @@ def _load_idx_pair(directory: Path, images_name: str, labels_name: str) -> tuple
     images = _check_images(paths[0], read_idx(paths[0]))
     labels = _check_labels(paths[1], read_idx(paths[1]))
     if images.shape[0] != labels.shape[0]:
-        raise DataError(
-            f"{paths[0]} has {images.shape[0]} images but {paths[1]} has {labels.shape[0]} labels"
-        )
+        raise DataError(f"{paths[0]} has {images.shape[0]} images but {paths[1]} has {labels.shape[0]} labels")
     return images, labels
 
 
-def load_idx_dir(directory: str | os.PathLike[str], *, source: str | None = None,
-                 is_sample: bool = False) -> FashionMNIST:
+def load_idx_dir(
+    directory: str | os.PathLike[str], *, source: str | None = None, is_sample: bool = False
+) -> FashionMNIST:
     """Load the four standard IDX files (gzip or raw) of ``directory``.
 
     Like ``torchvision.datasets.FashionMNIST(root, download=False)`` but for a plain folder of the
@@ -176,8 +186,9 @@ def load_idx_dir(directory: str | os.PathLike[str], *, source: str | None = None
     )
 
 
-def load_dir(directory: str | os.PathLike[str], *, cache_dir: str | os.PathLike[str] | None = None,
-             verbose: bool = True) -> FashionMNIST:
+def load_dir(
+    directory: str | os.PathLike[str], *, cache_dir: str | os.PathLike[str] | None = None, verbose: bool = True
+) -> FashionMNIST:
     """Load ``directory`` in whichever layout it holds: IDX files, or CSV+PNG. No fallback."""
     directory = Path(directory).expanduser()
     if not directory.exists():
@@ -201,8 +212,14 @@ def load_dir(directory: str | os.PathLike[str], *, cache_dir: str | os.PathLike[
 
 # ------------------------------------------------------------------------------------- CSV+PNG
 
-def load_csv_png(directory: str | os.PathLike[str], *, cache_dir: str | os.PathLike[str] | None = None,
-                 verbose: bool = True, workers: int | None = None) -> FashionMNIST:
+
+def load_csv_png(
+    directory: str | os.PathLike[str],
+    *,
+    cache_dir: str | os.PathLike[str] | None = None,
+    verbose: bool = True,
+    workers: int | None = None,
+) -> FashionMNIST:
     """Load the tutorial's layout: ``train.csv`` (``id,label``) + ``train/<id>.png`` and
     ``test.csv`` (``id`` and optionally ``label``) + ``test/<id>.png``.
 
@@ -215,14 +232,21 @@ def load_csv_png(directory: str | os.PathLike[str], *, cache_dir: str | os.PathL
         raise DataError(f"{directory}: data directory not found")
     user_cache = resolve_cache_dir(cache_dir)
     train_x, train_y, train_ids, how_train = read_split(
-        directory, "train", require_labels=True, user_cache=user_cache, workers=workers)
+        directory, "train", require_labels=True, user_cache=user_cache, workers=workers
+    )
     test_x, test_y, test_ids, how_test = read_split(
-        directory, "test", require_labels=False, user_cache=user_cache, workers=workers)
+        directory, "test", require_labels=False, user_cache=user_cache, workers=workers
+    )
     _notice(f"CSV+PNG in {directory}: train {how_train}, test {how_test}", verbose)
     return FashionMNIST(
-        train_images=train_x, train_labels=train_y, train_ids=train_ids,
-        test_images=test_x, test_labels=test_y, test_ids=test_ids,
-        source=f"CSV+PNG in {directory}", is_sample=False,
+        train_images=train_x,
+        train_labels=train_y,
+        train_ids=train_ids,
+        test_images=test_x,
+        test_labels=test_y,
+        test_ids=test_ids,
+        source=f"CSV+PNG in {directory}",
+        is_sample=False,
     )
 
 
@@ -238,12 +262,19 @@ def _as_arrays(dataset_or_arrays) -> tuple[np.ndarray, ...]:
             f"test_images, test_labels), got {type(dataset_or_arrays).__name__}"
         ) from None
     train_x, test_x = np.asarray(train_x), np.asarray(test_x)
-    return (train_x, train_y, np.arange(train_x.shape[0], dtype=np.int64), test_x, test_y,
-            TEST_ID_OFFSET + np.arange(test_x.shape[0], dtype=np.int64))
+    return (
+        train_x,
+        train_y,
+        np.arange(train_x.shape[0], dtype=np.int64),
+        test_x,
+        test_y,
+        TEST_ID_OFFSET + np.arange(test_x.shape[0], dtype=np.int64),
+    )
 
 
-def write_csv_png(dataset_or_arrays, out_dir: str | os.PathLike[str], *, test_labels: bool = False,
-                  progress=None) -> Path:
+def write_csv_png(
+    dataset_or_arrays, out_dir: str | os.PathLike[str], *, test_labels: bool = False, progress=None
+) -> Path:
     """Write the tutorial's CSV+PNG layout (the converter): ``train.csv`` + ``train/<id>.png``,
     ``test.csv`` + ``test/<id>.png``; ``test.csv`` gets a label column only with ``test_labels``.
 
@@ -263,20 +294,23 @@ def write_csv_png(dataset_or_arrays, out_dir: str | os.PathLike[str], *, test_la
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     write_split(out, "train", train_x, np.asarray(train_y), np.asarray(train_ids), progress=progress)
-    write_split(out, "test", test_x, np.asarray(test_y) if test_labels else None, np.asarray(test_ids),
-                progress=progress)
+    write_split(
+        out, "test", test_x, np.asarray(test_y) if test_labels else None, np.asarray(test_ids), progress=progress
+    )
     return out
 
 
 # ---------------------------------------------------------------------------------------- sample
+
 
 def sample_dir() -> Path:
     """The folder of the shipped sample (gzip IDX with the official names)."""
     return Path(__file__).resolve().parent / "_sample"
 
 
-def make_sample(src_dir: str | os.PathLike[str], dst_dir: str | os.PathLike[str], *,
-                n_train: int = 10000, n_test: int = 2000) -> None:
+def make_sample(
+    src_dir: str | os.PathLike[str], dst_dir: str | os.PathLike[str], *, n_train: int = 10000, n_test: int = 2000
+) -> None:
     """Write the first ``n_train`` train and ``n_test`` test images+labels of the IDX files in
     ``src_dir`` to ``dst_dir`` as gzip IDX (official names, reproducible bytes: gzip mtime 0)."""
     for name, value in (("n_train", n_train), ("n_test", n_test)):
@@ -320,9 +354,14 @@ def _load_sample(reason: str, cache_dir: Path, verbose: bool) -> FashionMNIST:
 
 # --------------------------------------------------------------------------------- entry point
 
-def load_fashion_mnist(data_dir: str | os.PathLike[str] | None = None, *, download: bool = True,
-                       cache_dir: str | os.PathLike[str] | None = None,
-                       verbose: bool = True) -> FashionMNIST:
+
+def load_fashion_mnist(
+    data_dir: str | os.PathLike[str] | None = None,
+    *,
+    download: bool = True,
+    cache_dir: str | os.PathLike[str] | None = None,
+    verbose: bool = True,
+) -> FashionMNIST:
     """Fashion-MNIST from the first place that has it.
 
     Order: ``data_dir``; ``$FNNET_DATA_DIR``; ``<cache>/fashion-mnist`` (cache: ``cache_dir``, else
@@ -347,8 +386,10 @@ def load_fashion_mnist(data_dir: str | os.PathLike[str] | None = None, *, downlo
             return load_idx_dir(folder, source=f"IDX files in {folder} (user cache)")
         if not download:
             path, expected, got = bad[0]
-            raise DataError(f"{path}: MD5 {got} differs from the official {expected}; delete it or "
-                            f"allow the download to fetch it again")
+            raise DataError(
+                f"{path}: MD5 {got} differs from the official {expected}; delete it or "
+                f"allow the download to fetch it again"
+            )
     if not download:
         return _load_sample(f"no data dir given and {folder} is incomplete; download=False", cache, verbose)
     try:
@@ -360,6 +401,7 @@ def load_fashion_mnist(data_dir: str | os.PathLike[str] | None = None, *, downlo
 
 
 # ------------------------------------------------------------------------------------ features
+
 
 def to_features(images: np.ndarray) -> np.ndarray:
     """``(N, 28, 28)`` uint8 -> ``(N, 784)`` float32 in [0, 1].

@@ -20,6 +20,7 @@ class names, versions, the artifact's size and SHA-256). The flatbuffer format h
 and can parse a truncated file, so the SHA-256 in the contract is what catches a truncated or
 corrupt artifact.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -48,12 +49,10 @@ _NORMALISATION_KEYS = ("divide_by", "subtract")
 
 def _check_normalisation(normalisation: Any, where: str) -> dict[str, float]:
     if not isinstance(normalisation, Mapping):
-        raise ValueError(f"{where}: normalisation must be a dict like {{'divide_by': 255.0}}, "
-                         f"got {normalisation!r}")
+        raise ValueError(f"{where}: normalisation must be a dict like {{'divide_by': 255.0}}, got {normalisation!r}")
     unknown = sorted(set(normalisation) - set(_NORMALISATION_KEYS))
     if unknown:
-        raise ValueError(f"{where}: unknown normalisation keys {unknown}; "
-                         f"expected only {list(_NORMALISATION_KEYS)}")
+        raise ValueError(f"{where}: unknown normalisation keys {unknown}; expected only {list(_NORMALISATION_KEYS)}")
     out = {"divide_by": normalisation.get("divide_by"), "subtract": normalisation.get("subtract", 0.0)}
     for key, value in out.items():
         if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
@@ -65,8 +64,7 @@ def _check_normalisation(normalisation: Any, where: str) -> dict[str, float]:
 
 def _check_class_names(class_names: Any, where: str) -> list[str]:
     if isinstance(class_names, str) or not isinstance(class_names, Sequence) or not class_names:
-        raise ValueError(f"{where}: class_names must be a non-empty list of strings, "
-                         f"got {class_names!r}")
+        raise ValueError(f"{where}: class_names must be a non-empty list of strings, got {class_names!r}")
     if not all(isinstance(c, str) for c in class_names) or len(set(class_names)) != len(class_names):
         raise ValueError(f"{where}: class_names must be distinct strings, got {list(class_names)!r}")
     return list(class_names)
@@ -94,10 +92,8 @@ def export_classifier(
     if not callable(apply_fn):
         raise TypeError(f"apply_fn must be callable apply_fn(params, x) -> logits, got {apply_fn!r}")
     shape = tuple(input_shape)
-    if not shape or not all(isinstance(d, (int, np.integer)) and not isinstance(d, bool) and d > 0
-                            for d in shape):
-        raise ValueError(f"input_shape must be a non-empty tuple of positive ints (no batch dim), "
-                         f"got {input_shape!r}")
+    if not shape or not all(isinstance(d, (int, np.integer)) and not isinstance(d, bool) and d > 0 for d in shape):
+        raise ValueError(f"input_shape must be a non-empty tuple of positive ints (no batch dim), got {input_shape!r}")
     shape = tuple(int(d) for d in shape)
     try:
         np_dtype = np.dtype(dtype)
@@ -105,8 +101,7 @@ def export_classifier(
         raise ValueError(f"dtype must name a floating dtype like 'float32', got {dtype!r}") from e
     if not np.issubdtype(np_dtype, np.floating):
         raise ValueError(f"dtype must name a floating dtype like 'float32', got {dtype!r}")
-    norm = _check_normalisation({"divide_by": 255.0} if normalisation is None else normalisation,
-                                "export_classifier")
+    norm = _check_normalisation({"divide_by": 255.0} if normalisation is None else normalisation, "export_classifier")
     names = _check_class_names(class_names, "export_classifier")
     plats = tuple(platforms)
     if not plats or any(p not in _KNOWN_PLATFORMS for p in plats) or len(set(plats)) != len(plats):
@@ -119,8 +114,10 @@ def export_classifier(
         raise ValueError(f"apply_fn must return one logits array, got {len(exported.out_avals)} outputs")
     out = exported.out_avals[0]
     if out.ndim != 2 or out.shape[1] != len(names) or not np.issubdtype(out.dtype, np.floating):
-        raise ValueError(f"apply_fn(params, x) must return float logits of shape (batch, "
-                         f"{len(names)}) to match class_names, got {out.dtype}{list(out.shape)}")
+        raise ValueError(
+            f"apply_fn(params, x) must return float logits of shape (batch, "
+            f"{len(names)}) to match class_names, got {out.dtype}{list(out.shape)}"
+        )
     blob = bytes(exported.serialize())
 
     from fnnet import __version__ as fnnet_version  # here, not at the top: fnnet/__init__ imports us
@@ -150,8 +147,7 @@ def export_classifier(
 def _read_contract(path: pathlib.Path) -> dict[str, Any]:
     """Parse and check ``model.json``; every problem is a ValueError naming the file."""
     if not path.is_file():
-        raise ValueError(f"{path}: contract file not found (expected {CONTRACT_NAME} beside "
-                         f"{ARTIFACT_NAME})")
+        raise ValueError(f"{path}: contract file not found (expected {CONTRACT_NAME} beside {ARTIFACT_NAME})")
     try:
         contract = json.loads(path.read_text(encoding="utf-8"))
     except (ValueError, UnicodeDecodeError) as e:
@@ -160,8 +156,12 @@ def _read_contract(path: pathlib.Path) -> dict[str, Any]:
         raise ValueError(f"{path}: not an fnnet export contract (expected format {CONTRACT_FORMAT!r})")
     inp = contract.get("input")
     shape = inp.get("shape") if isinstance(inp, dict) else None
-    if (not isinstance(shape, list) or len(shape) < 2 or shape[0] != BATCH_DIM
-            or not all(isinstance(d, int) and not isinstance(d, bool) and d > 0 for d in shape[1:])):
+    if (
+        not isinstance(shape, list)
+        or len(shape) < 2
+        or shape[0] != BATCH_DIM
+        or not all(isinstance(d, int) and not isinstance(d, bool) and d > 0 for d in shape[1:])
+    ):
         raise ValueError(f"{path}: input.shape must be ['batch', positive ints...], got {shape!r}")
     try:
         dtype = np.dtype(inp.get("dtype"))
@@ -183,9 +183,11 @@ def _check_calling_convention(version: int, path: pathlib.Path, writer: str) -> 
     lo = jax_export.minimum_supported_calling_convention_version
     hi = jax_export.maximum_supported_calling_convention_version
     if not lo <= version <= hi:
-        raise ValueError(f"{path}: artifact uses jax.export calling convention {version} (written by "
-                         f"jax {writer}); this jax {jax.__version__} reads only {lo}..{hi}: re-export "
-                         f"it with a jax in that range or upgrade jax")
+        raise ValueError(
+            f"{path}: artifact uses jax.export calling convention {version} (written by "
+            f"jax {writer}); this jax {jax.__version__} reads only {lo}..{hi}: re-export "
+            f"it with a jax in that range or upgrade jax"
+        )
 
 
 def load_exported(
@@ -209,31 +211,44 @@ def load_exported(
         raise ValueError(f"{artifact_path}: artifact file not found")
     blob = artifact_path.read_bytes()
     if len(blob) != contract["artifact_bytes"]:
-        raise ValueError(f"{artifact_path}: truncated or corrupt artifact: {len(blob)} bytes, "
-                         f"{contract_path.name} says {contract['artifact_bytes']}")
+        raise ValueError(
+            f"{artifact_path}: truncated or corrupt artifact: {len(blob)} bytes, "
+            f"{contract_path.name} says {contract['artifact_bytes']}"
+        )
     if hashlib.sha256(blob).hexdigest() != contract["artifact_sha256"]:
         raise ValueError(f"{artifact_path}: corrupt artifact: SHA-256 differs from {contract_path.name}")
     try:
         exported = jax_export.deserialize(bytearray(blob))
     except Exception as e:  # flatbuffers raises struct.error, IndexError, ... on bad bytes
-        raise ValueError(f"{artifact_path}: cannot deserialize (written by jax {writer}, this is jax "
-                         f"{jax.__version__}): {type(e).__name__}: {e}") from e
+        raise ValueError(
+            f"{artifact_path}: cannot deserialize (written by jax {writer}, this is jax "
+            f"{jax.__version__}): {type(e).__name__}: {e}"
+        ) from e
     _check_calling_convention(exported.calling_convention_version, artifact_path, writer)
 
     shape = tuple(contract["input"]["shape"][1:])
     dtype = np.dtype(contract["input"]["dtype"])
     n_classes = len(contract["class_names"])
     ins, outs = exported.in_avals, exported.out_avals
-    if (len(ins) != 1 or len(outs) != 1 or tuple(ins[0].shape[1:]) != shape
-            or ins[0].dtype != dtype or not jax_export.is_symbolic_dim(ins[0].shape[0])
-            or len(outs[0].shape) != 2 or outs[0].shape[1] != n_classes):
+    if (
+        len(ins) != 1
+        or len(outs) != 1
+        or tuple(ins[0].shape[1:]) != shape
+        or ins[0].dtype != dtype
+        or not jax_export.is_symbolic_dim(ins[0].shape[0])
+        or len(outs[0].shape) != 2
+        or outs[0].shape[1] != n_classes
+    ):
         raise ValueError(
             f"{contract_path}: contract (input {dtype}[batch, {', '.join(map(str, shape))}], "
             f"{n_classes} classes) does not match {artifact_path.name} (inputs "
-            f"{[str(a) for a in ins]}, outputs {[str(a) for a in outs]})")
+            f"{[str(a) for a in ins]}, outputs {[str(a) for a in outs]})"
+        )
     if dtype == np.float64 and not jax.config.jax_enable_x64:
-        raise ValueError(f"{contract_path}: the model takes float64 input; enable "
-                         "jax.config.update('jax_enable_x64', True) before loading it")
+        raise ValueError(
+            f"{contract_path}: the model takes float64 input; enable "
+            "jax.config.update('jax_enable_x64', True) before loading it"
+        )
     call = jax.jit(exported.call)
 
     def logits_fn(x: Any) -> jax.Array:
@@ -247,7 +262,9 @@ def load_exported(
     try:
         logits_fn(np.zeros((1, *shape), dtype)).block_until_ready()
     except Exception as e:  # an MLIR/VHLO version error or a platform the artifact lacks
-        raise ValueError(f"{artifact_path}: cannot run on this jax {jax.__version__} "
-                         f"({jax.default_backend()}; artifact written by jax {writer} for "
-                         f"{contract.get('platforms')}): {type(e).__name__}: {e}") from e
+        raise ValueError(
+            f"{artifact_path}: cannot run on this jax {jax.__version__} "
+            f"({jax.default_backend()}; artifact written by jax {writer} for "
+            f"{contract.get('platforms')}): {type(e).__name__}: {e}"
+        ) from e
     return logits_fn, contract

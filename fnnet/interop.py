@@ -17,6 +17,7 @@ Flax order is the template's dict order (``Module.init`` returns layers in call 
 functions sort dict keys, so auto-named ``Dense_<n>`` layers are ordered by ``n``), or ``layers``
 when given.
 """
+
 from __future__ import annotations
 
 import re
@@ -101,9 +102,7 @@ def _torch_layers(state_dict: Mapping[str, Any]) -> list[str]:
     for key in state_dict:
         prefix, _, leaf = str(key).rpartition(".")
         if leaf not in ("weight", "bias"):
-            raise ValueError(
-                f"state_dict key {key!r} is not '<prefix>.weight' or '<prefix>.bias' of an nn.Linear"
-            )
+            raise ValueError(f"state_dict key {key!r} is not '<prefix>.weight' or '<prefix>.bias' of an nn.Linear")
         if prefix not in prefixes:
             prefixes.append(prefix)
     for prefix in prefixes:
@@ -129,9 +128,7 @@ def _get(tree: Mapping, path: tuple[str, ...]) -> Mapping:
     return tree
 
 
-def _resolve_layers(
-    template: Mapping, layers: Sequence[str] | None
-) -> list[tuple[str, ...]]:
+def _resolve_layers(template: Mapping, layers: Sequence[str] | None) -> list[tuple[str, ...]]:
     found = flax_layers(template)
     if layers is None:
         return found
@@ -140,13 +137,13 @@ def _resolve_layers(
     if missing:
         raise ValueError(f"layers {missing} are not Dense layers of the template; it has {list(by_name)}")
     if len(set(layers)) != len(layers) or len(layers) != len(found):
-        raise ValueError(f"layers must name each of the template's Dense layers {list(by_name)} once, got {list(layers)}")
+        raise ValueError(
+            f"layers must name each of the template's Dense layers {list(by_name)} once, got {list(layers)}"
+        )
     return [by_name[name] for name in layers]
 
 
-def torch_to_flax(
-    state_dict: Mapping[str, Any], template: Mapping, layers: Sequence[str] | None = None
-) -> dict:
+def torch_to_flax(state_dict: Mapping[str, Any], template: Mapping, layers: Sequence[str] | None = None) -> dict:
     """Flax params shaped like ``template`` holding the weights of a torch ``state_dict``.
 
     ``template`` is e.g. ``model.init(key, x)`` or, without computing any weights,

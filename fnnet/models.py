@@ -7,11 +7,13 @@
   widths, returning logits, with optional per-example (inverted, torch-style) dropout.
 
 Every Dense layer is a plain :class:`flax.linen.Dense` (kernel shape ``(in, out)``, i.e. the
-transpose of torch's ``(out, in)`` weight). ``init_scheme="torch"`` (``init=`` of :func:`MLP`) draws it like ``torch.nn.Linear``
+transpose of torch's ``(out, in)`` weight). ``init_scheme="torch"`` (``init=`` of :func:`MLP`) draws it like
+``torch.nn.Linear``
 (kernel kaiming-uniform with ``a=sqrt(5)``, i.e. U(±1/sqrt(fan_in)); bias U(±1/sqrt(fan_in)));
 ``"flax"`` keeps Flax's defaults (lecun-normal kernel, zero bias). The random numbers differ
 from torch's in either case; use :mod:`fnnet.interop` to load torch's exact weights.
 """
+
 from __future__ import annotations
 
 import numbers
@@ -86,7 +88,10 @@ def dense(
     if init == "torch":
         kernel_init, bias_init = torch_linear_init(fan_in)
         return nn.Dense(
-            features, kernel_init=kernel_init, bias_init=bias_init, name=name,
+            features,
+            kernel_init=kernel_init,
+            bias_init=bias_init,
+            name=name,
             param_dtype=param_dtype,
         )
     return nn.Dense(features, name=name, param_dtype=param_dtype)
@@ -146,9 +151,7 @@ class BinaryClassifier(nn.Module):
         return nn.sigmoid(dense(self.n_output, x.shape[-1], self.init_scheme, "output", self.param_dtype)(x))
 
 
-def _dropout_one(
-    h: jax.Array, key: jax.Array, layer: int, rate: float
-) -> jax.Array:
+def _dropout_one(h: jax.Array, key: jax.Array, layer: int, rate: float) -> jax.Array:
     """Inverted dropout of one example's activations ``h`` (width,), mask from ``fold_in(key, layer)``.
 
     Kept units are scaled by ``1 / (1 - rate)`` as in ``torch.nn.functional.dropout`` (same
@@ -182,8 +185,7 @@ class MLPModule(nn.Module):
         _check_init(self.init_scheme)
         if len(self.features) == 0:
             raise ValueError("features must name at least one layer width, got an empty sequence")
-        if any(isinstance(f, bool) or not isinstance(f, numbers.Integral) or f <= 0
-               for f in self.features):
+        if any(isinstance(f, bool) or not isinstance(f, numbers.Integral) or f <= 0 for f in self.features):
             raise ValueError(f"features must be positive ints, got {tuple(self.features)!r}")
         if not 0.0 <= self.dropout_rate < 1.0:
             raise ValueError(f"dropout_rate must be in [0, 1), got {self.dropout_rate!r}")
@@ -199,8 +201,7 @@ class MLPModule(nn.Module):
             expected = (x.shape[0],) if typed else (x.shape[0], 2)
             if dropout_keys.shape != expected:
                 raise ValueError(
-                    f"dropout_keys must have shape {expected} (one key per example), "
-                    f"got {dropout_keys.shape}"
+                    f"dropout_keys must have shape {expected} (one key per example), got {dropout_keys.shape}"
                 )
         last = len(self.features) - 1
         for i, width in enumerate(self.features):
@@ -208,9 +209,7 @@ class MLPModule(nn.Module):
             if i < last:
                 x = nn.relu(x)
                 if use_dropout:
-                    x = jax.vmap(_dropout_one, in_axes=(0, 0, None, None))(
-                        x, dropout_keys, i, self.dropout_rate
-                    )
+                    x = jax.vmap(_dropout_one, in_axes=(0, 0, None, None))(x, dropout_keys, i, self.dropout_rate)
         return x
 
 
@@ -226,6 +225,8 @@ def MLP(  # noqa: N802 - named like a class: it builds the module, mirroring tor
     ``Module.init``; the field is ``init_scheme``.
     """
     return MLPModule(
-        features=tuple(features), init_scheme=init, dropout_rate=dropout_rate,
+        features=tuple(features),
+        init_scheme=init,
+        dropout_rate=dropout_rate,
         param_dtype=param_dtype,
     )

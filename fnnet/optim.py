@@ -24,6 +24,7 @@ Shared conventions (all optimizers):
 * Optimizers that read parameters (``weight_decay != 0``, ASGD) raise ``ValueError`` when
   ``update`` gets ``params=None``.
 """
+
 from __future__ import annotations
 
 import numbers
@@ -65,7 +66,7 @@ def _check_lr(lr: ScalarOrSchedule, *, strict: bool = False) -> None:
 
 
 def _check_nonneg(value: float, label: str) -> None:
-    if not 0.0 <= value:
+    if not value >= 0.0:
         raise ValueError(f"Invalid {label}: {value}")
 
 
@@ -132,9 +133,7 @@ def _needs_params(tx: _Tx, what: str) -> _Tx:
 
     def update_fn(updates, state, params=None):
         if params is None:
-            raise ValueError(
-                f"fnnet.optim.{what} reads the parameters: call tx.update(grads, state, params)"
-            )
+            raise ValueError(f"fnnet.optim.{what} reads the parameters: call tx.update(grads, state, params)")
         return tx.update(updates, state, params)
 
     return optax.GradientTransformation(tx.init, update_fn)
@@ -252,20 +251,14 @@ def _scale_by_torch_adam(beta1: float, beta2: float, eps: float, amsgrad: bool) 
 
     def init_fn(params):
         zeros = optax.tree.zeros_like(params)
-        return ScaleByTorchAdamState(
-            _zero_count(), zeros, zeros, zeros if amsgrad else None
-        )
+        return ScaleByTorchAdamState(_zero_count(), zeros, zeros, zeros if amsgrad else None)
 
     def update_fn(updates, state, params=None):
         del params
         count = optax.safe_increment(state.count)
         exp_avg = jax.tree.map(lambda m, g: _lerp(m, g, 1 - beta1), state.exp_avg, updates)
-        exp_avg_sq = jax.tree.map(
-            lambda v, g: v * beta2 + (1 - beta2) * (g * g), state.exp_avg_sq, updates
-        )
-        max_sq = (
-            jax.tree.map(jnp.maximum, state.max_exp_avg_sq, exp_avg_sq) if amsgrad else None
-        )
+        exp_avg_sq = jax.tree.map(lambda v, g: v * beta2 + (1 - beta2) * (g * g), state.exp_avg_sq, updates)
+        max_sq = jax.tree.map(jnp.maximum, state.max_exp_avg_sq, exp_avg_sq) if amsgrad else None
         second = max_sq if amsgrad else exp_avg_sq
 
         def direction(m, v):
@@ -306,9 +299,7 @@ def adam(
     moments = _scale_by_torch_adam(beta1, beta2, eps, amsgrad)
     if decoupled_weight_decay:
         decayed = (
-            optax.identity()
-            if weight_decay == 0
-            else _needs_params(optax.add_decayed_weights(weight_decay), "adamw")
+            optax.identity() if weight_decay == 0 else _needs_params(optax.add_decayed_weights(weight_decay), "adamw")
         )
         # -lr * (direction + wd * param) == torch's param *= 1 - lr*wd followed by the Adam step
         return optax.chain(_maximize(maximize), moments, decayed, _scale_by_lr(lr))
@@ -334,9 +325,7 @@ def adamw(
     Plain ``optax.adamw`` has the same decoupled form but its default ``weight_decay`` is 1e-4
     (torch: 1e-2), its ``amsgrad`` does not exist and its moment arithmetic is ordered differently.
     """
-    return adam(
-        lr, betas, eps, weight_decay, amsgrad, maximize=maximize, decoupled_weight_decay=True
-    )
+    return adam(lr, betas, eps, weight_decay, amsgrad, maximize=maximize, decoupled_weight_decay=True)
 
 
 # ----------------------------------------------------------------------------------------------
@@ -352,9 +341,7 @@ def _scale_by_torch_adagrad(initial_accumulator_value: float, eps: float) -> _Tx
     ``rsqrt(sum + eps)`` and zeroes entries whose sum is 0, so it is not reused."""
 
     def init_fn(params):
-        return ScaleByTorchAdagradState(
-            jax.tree.map(lambda p: jnp.full_like(p, initial_accumulator_value), params)
-        )
+        return ScaleByTorchAdagradState(jax.tree.map(lambda p: jnp.full_like(p, initial_accumulator_value), params))
 
     def update_fn(updates, state, params=None):
         del params
@@ -557,9 +544,7 @@ class TorchRpropState(NamedTuple):
     step_size: optax.Updates
 
 
-def _torch_rprop(
-    lr: ScalarOrSchedule, etas: tuple[float, float], step_sizes: tuple[float, float]
-) -> _Tx:
+def _torch_rprop(lr: ScalarOrSchedule, etas: tuple[float, float], step_sizes: tuple[float, float]) -> _Tx:
     """torch's Rprop step ``-sign(g) * step_size`` (the gradient zeroed where its sign flipped).
     Hand-written: optax.scale_by_rprop returns a one-step-stale update (zero on step 1)."""
     etaminus, etaplus = etas
@@ -669,7 +654,7 @@ def sparse_adam(
     (``lr * sqrt(bc2) / bc1 * m / (sqrt(v) + eps)``), unlike Adam. optax has no SparseAdam.
     """
     _check_lr(lr, strict=True)
-    if not 0.0 < eps:
+    if not eps > 0.0:
         raise ValueError(f"Invalid epsilon value: {eps}")
     _check_betas(betas)
     return optax.chain(

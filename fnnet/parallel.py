@@ -17,6 +17,7 @@ computation. In float64 they agree to ~1e-15; in float32 the per-device partial 
 another order, which Adam amplifies over hundreds of steps (about 4e-7 relative over 50 steps, 2%
 by step 420), so float32 layouts agree closely but not bitwise.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -25,17 +26,25 @@ import functools
 import os
 import socket
 import time
-from typing import Any, Callable
+from collections.abc import Callable
 
 import jax
 import jax.numpy as jnp
 import numpy as np
-from jax.sharding import Mesh, NamedSharding, PartitionSpec as P
+from jax.sharding import Mesh, NamedSharding
+from jax.sharding import PartitionSpec as P
 
 from fnnet.train import Batch, TrainState, epoch_permutation, make_epoch_fn
 
-__all__ = ["ParallelContext", "add_arguments", "setup", "epoch_runner", "make_pmap_epoch_fn",
-           "make_sharded_epoch_fn", "initialize_distributed"]
+__all__ = [
+    "ParallelContext",
+    "add_arguments",
+    "setup",
+    "epoch_runner",
+    "make_pmap_epoch_fn",
+    "make_sharded_epoch_fn",
+    "initialize_distributed",
+]
 
 AXIS = "batch"
 DTYPES = {"float32": (np.float32, jnp.float32), "float64": (np.float64, jnp.float64)}
@@ -46,8 +55,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     env = os.environ
     parser.add_argument("--parallel", choices=("none", "pmap", "sharding"), default="none")
     parser.add_argument("--devices", type=int, default=None, help="local devices to use (default: all)")
-    parser.add_argument("--dtype", choices=tuple(DTYPES), default="float32",
-                        help="float64 turns on jax_enable_x64 for the run (torch's .double())")
+    parser.add_argument(
+        "--dtype",
+        choices=tuple(DTYPES),
+        default="float32",
+        help="float64 turns on jax_enable_x64 for the run (torch's .double())",
+    )
     parser.add_argument("--coordinator", default=env.get("FNNET_COORDINATOR"), help="HOST:PORT of process 0")
     parser.add_argument("--num-processes", type=int, default=int(env.get("FNNET_NUM_PROCESSES", "1")))
     parser.add_argument("--process-id", type=int, default=int(env.get("FNNET_PROCESS_ID", "0")))
@@ -92,8 +105,10 @@ def _wait_for_coordinator(host: str, port: int, timeout_s: float) -> None:
         except OSError as err:
             last = err
             time.sleep(0.2)
-    raise RuntimeError(f"could not reach the coordinator {host}:{port} within {timeout_s:g}s ({last}); "
-                       f"start process 0 first, or check --coordinator")
+    raise RuntimeError(
+        f"could not reach the coordinator {host}:{port} within {timeout_s:g}s ({last}); "
+        f"start process 0 first, or check --coordinator"
+    )
 
 
 def initialize_distributed(coordinator: str, num_processes: int, process_id: int, timeout_s: int = 60) -> None:
@@ -111,11 +126,17 @@ def initialize_distributed(coordinator: str, num_processes: int, process_id: int
         _wait_for_coordinator(host, int(port_text), timeout_s)
     jax.config.update("jax_cpu_collectives_implementation", "gloo")
     try:
-        jax.distributed.initialize(coordinator_address=coordinator, num_processes=num_processes,
-                                   process_id=process_id, initialization_timeout=timeout_s)
+        jax.distributed.initialize(
+            coordinator_address=coordinator,
+            num_processes=num_processes,
+            process_id=process_id,
+            initialization_timeout=timeout_s,
+        )
     except Exception as err:  # jaxlib raises XlaRuntimeError / JaxRuntimeError here
-        raise RuntimeError(f"could not start the distributed runtime at {coordinator} "
-                           f"(process {process_id} of {num_processes}): {str(err).splitlines()[0]}") from None
+        raise RuntimeError(
+            f"could not start the distributed runtime at {coordinator} "
+            f"(process {process_id} of {num_processes}): {str(err).splitlines()[0]}"
+        ) from None
 
 
 def setup(args: argparse.Namespace) -> ParallelContext:
@@ -137,7 +158,8 @@ def setup(args: argparse.Namespace) -> ParallelContext:
         if args.devices > len(local):
             raise ValueError(
                 f"--devices {args.devices}: only {len(local)} {local[0].platform} device(s) exist here "
-                f"(on CPU, XLA_FLAGS=--xla_force_host_platform_device_count=N gives N)")
+                f"(on CPU, XLA_FLAGS=--xla_force_host_platform_device_count=N gives N)"
+            )
         if args.parallel == "none" and args.devices != 1:
             raise ValueError(f"--devices {args.devices} needs --parallel pmap or sharding")
     if args.parallel == "none":
@@ -238,8 +260,10 @@ def epoch_runner(ctx: ParallelContext, recipe, state: TrainState, n_train: int):
     if ctx.mode == "none":
         return make_epoch_fn(make_step(recipe), batch_size=batch), jnp.asarray, state
     if batch % n_dev:
-        raise ValueError(f"the global batch ({batch}) is not divisible by the {n_dev} devices; "
-                         f"choose --batch-size a multiple of {n_dev}")
+        raise ValueError(
+            f"the global batch ({batch}) is not divisible by the {n_dev} devices; "
+            f"choose --batch-size a multiple of {n_dev}"
+        )
     mesh = Mesh(np.asarray(ctx.devices), (AXIS,))
     replicated = NamedSharding(mesh, P())
     if ctx.mode == "pmap":

@@ -4,6 +4,7 @@ Every file goes to a temporary name in its target directory first and is renamed
 crash never leaves a half-written file where a finished one was. Figures need matplotlib (the
 ``plot`` extra); :func:`have_matplotlib` lets callers say so when it is missing.
 """
+
 from __future__ import annotations
 
 import csv
@@ -11,14 +12,26 @@ import io
 import json
 import os
 import pathlib
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 
 from fnnet._io import atomic_write_bytes, atomic_write_text
 
-__all__ = ["atomic_write_bytes", "atomic_write_text", "write_json", "write_submission", "have_matplotlib", "save_figure",
-           "plot_losses", "plot_sample", "plot_confusion", "plot_predictions", "confusion_matrix"]
+__all__ = [
+    "atomic_write_bytes",
+    "atomic_write_text",
+    "write_json",
+    "write_submission",
+    "have_matplotlib",
+    "save_figure",
+    "plot_losses",
+    "plot_sample",
+    "plot_confusion",
+    "plot_predictions",
+    "confusion_matrix",
+]
 
 
 def write_json(path: str | os.PathLike, obj: Any) -> pathlib.Path:
@@ -100,15 +113,23 @@ def plot_confusion(path, matrix: np.ndarray, class_names: Sequence[str]) -> path
     threshold = matrix.max() / 2
     for i in range(matrix.shape[0]):
         for j in range(matrix.shape[1]):
-            ax.text(j, i, str(matrix[i, j]), ha="center", va="center", fontsize=7,
-                    color="white" if matrix[i, j] > threshold else "black")
+            ax.text(
+                j,
+                i,
+                str(matrix[i, j]),
+                ha="center",
+                va="center",
+                fontsize=7,
+                color="white" if matrix[i, j] > threshold else "black",
+            )
     fig.colorbar(im, ax=ax)
     ax.set_title("Test confusion matrix")
     return save_figure(fig, path)
 
 
-def plot_predictions(path, images: np.ndarray, pred: np.ndarray, true: np.ndarray | None,
-                     class_names: Sequence[str], cols: int = 6) -> pathlib.Path:
+def plot_predictions(
+    path, images: np.ndarray, pred: np.ndarray, true: np.ndarray | None, class_names: Sequence[str], cols: int = 6
+) -> pathlib.Path:
     """A grid of images titled ``predicted (true)``; mistakes in red."""
     plt = _pyplot()
     n = len(images)
@@ -123,7 +144,8 @@ def plot_predictions(path, images: np.ndarray, pred: np.ndarray, true: np.ndarra
             ax.set_title(class_names[pred[k]], fontsize=8)
         else:
             wrong = pred[k] != true[k]
-            ax.set_title(f"{class_names[pred[k]]}\n(true: {class_names[true[k]]})", fontsize=7,
-                         color="red" if wrong else "black")
+            ax.set_title(
+                f"{class_names[pred[k]]}\n(true: {class_names[true[k]]})", fontsize=7, color="red" if wrong else "black"
+            )
     fig.suptitle("Test predictions (mistakes in red)")
     return save_figure(fig, path)

@@ -14,6 +14,7 @@ This is principle 3 of DESIGN.md: a tiny network's torch loop pays Python and di
 every operation of every epoch, while here the loop is one compiled program. Each function is
 compiled once per static configuration (``epochs``, ``mode``, ``lr`` where noted) and dtype.
 """
+
 from __future__ import annotations
 
 import functools
@@ -106,8 +107,9 @@ def _mm(a: jax.Array, b: jax.Array) -> jax.Array:
     return jnp.sum(a[:, :, None] * b[None, :, :], axis=1)
 
 
-def scratch_step(w: Weights, X: jax.Array, y: jax.Array, lr: float | jax.Array,
-                 mode: str = "corrected") -> tuple[Weights, jax.Array]:
+def scratch_step(
+    w: Weights, X: jax.Array, y: jax.Array, lr: float | jax.Array, mode: str = "corrected"
+) -> tuple[Weights, jax.Array]:
     """One epoch of the article's loop; returns (updated weights, this epoch's ``output``).
 
     ``"corrected"``: ``output = sigmoid(output_layer_input)``, slopes at the pre-activations, bias
@@ -146,8 +148,9 @@ def scratch_step(w: Weights, X: jax.Array, y: jax.Array, lr: float | jax.Array,
 
 
 @functools.partial(jax.jit, static_argnames=("epochs", "mode"))
-def _scratch_run(w: Weights, X: jax.Array | None, y: jax.Array | None, lr: jax.Array, *,
-                 epochs: int, mode: str) -> tuple[Weights, jax.Array]:
+def _scratch_run(
+    w: Weights, X: jax.Array | None, y: jax.Array | None, lr: jax.Array, *, epochs: int, mode: str
+) -> tuple[Weights, jax.Array]:
     if X is None:  # the article's data, as constants of the compiled program
         X, y = scratch_data(w["wh"].dtype)
 
@@ -157,8 +160,15 @@ def _scratch_run(w: Weights, X: jax.Array | None, y: jax.Array | None, lr: jax.A
     return jax.lax.fori_loop(0, epochs, body, (w, jnp.zeros(y.shape, w["wh"].dtype)))
 
 
-def scratch_train(w: Weights, X: jax.Array | None = None, y: jax.Array | None = None, *,
-                  epochs: int, lr: float = 0.1, mode: str = "corrected") -> tuple[Weights, jax.Array]:
+def scratch_train(
+    w: Weights,
+    X: jax.Array | None = None,
+    y: jax.Array | None = None,
+    *,
+    epochs: int,
+    lr: float = 0.1,
+    mode: str = "corrected",
+) -> tuple[Weights, jax.Array]:
     """``epochs`` epochs of :func:`scratch_step` in one ``lax.fori_loop`` under one ``jit``.
 
     Returns (final weights, the last epoch's ``output``: the forward pass *before* the last update,
@@ -209,8 +219,9 @@ def _hello_run(params: Params, x: jax.Array | None, y: jax.Array | None, *, step
     return params, losses
 
 
-def hello_train(params: Params, x: jax.Array | None = None, y: jax.Array | None = None, *,
-                steps: int, lr: float = 0.1) -> tuple[Params, jax.Array]:
+def hello_train(
+    params: Params, x: jax.Array | None = None, y: jax.Array | None = None, *, steps: int, lr: float = 0.1
+) -> tuple[Params, jax.Array]:
     """``steps`` iterations of ``net.zero_grad(); loss.backward(); optim.SGD(lr).step()`` in one ``lax.scan``.
 
     Returns (params after the last step, the ``nn.MSELoss`` of every step before its update, shape
@@ -272,8 +283,9 @@ def _check_binary_data(X: jax.Array, y: jax.Array) -> None:
     if getattr(X, "ndim", None) != 2 or X.shape[1] != _BINARY_FEATURES:
         raise ValueError(f"X must have shape (N, {_BINARY_FEATURES}), got {getattr(X, 'shape', type(X))}")
     if getattr(y, "shape", None) != (X.shape[0],):
-        raise ValueError(f"y must have shape ({X.shape[0]},) (one 0/1 label per row of X), "
-                         f"got {getattr(y, 'shape', type(y))}")
+        raise ValueError(
+            f"y must have shape ({X.shape[0]},) (one 0/1 label per row of X), got {getattr(y, 'shape', type(y))}"
+        )
 
 
 @functools.partial(jax.jit, static_argnames=("epochs", "lr"))
@@ -283,8 +295,9 @@ def _binary_run(params: Params, X: jax.Array, y: jax.Array, *, epochs: int, lr: 
     return params, losses
 
 
-def binary_train(params: Params, X: jax.Array, y: jax.Array, *, epochs: int,
-                 lr: float = 0.1) -> tuple[Params, jax.Array]:
+def binary_train(
+    params: Params, X: jax.Array, y: jax.Array, *, epochs: int, lr: float = 0.1
+) -> tuple[Params, jax.Array]:
     """``epochs`` full-batch ``optim.SGD(lr)`` steps on ``nn.BCELoss`` in one ``lax.scan``.
 
     Returns (params, the loss of every epoch before its update, shape ``(epochs,)``). ``X`` is
@@ -298,8 +311,9 @@ def binary_train(params: Params, X: jax.Array, y: jax.Array, *, epochs: int,
 
 
 @functools.partial(jax.jit, static_argnames=("snapshots", "every", "lr"))
-def _binary_snapshots_run(params: Params, X: jax.Array, y: jax.Array, *, snapshots: int, every: int,
-                          lr: float) -> jax.Array:
+def _binary_snapshots_run(
+    params: Params, X: jax.Array, y: jax.Array, *, snapshots: int, every: int, lr: float
+) -> jax.Array:
     tx = sgd(lr=lr)
     epoch = _binary_epoch(tx, X, y)
 
@@ -311,8 +325,9 @@ def _binary_snapshots_run(params: Params, X: jax.Array, y: jax.Array, *, snapsho
     return probs
 
 
-def binary_snapshots(params: Params, X: jax.Array, y: jax.Array, *, snapshots: int, every: int,
-                     lr: float = 0.1) -> jax.Array:
+def binary_snapshots(
+    params: Params, X: jax.Array, y: jax.Array, *, snapshots: int, every: int, lr: float = 0.1
+) -> jax.Array:
     """Train ``snapshots * every`` epochs as :func:`binary_train`; the probabilities after every
     ``every`` epochs, shape ``(snapshots, N)`` (the tutorial plots them every 20 of 200 epochs)."""
     _check_count(snapshots, "snapshots")

@@ -15,6 +15,7 @@ Differences that hold throughout:
   ``randn`` keep it, where ``jnp.asarray([1.0])`` / ``jnp.zeros`` would give float64 under x64.
 * randomness takes an explicit key (``manual_seed(n)`` returns one) instead of a global generator.
 """
+
 from __future__ import annotations
 
 from collections.abc import Sequence

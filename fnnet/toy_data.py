@@ -5,6 +5,7 @@
 ``x0..x4`` as float64 with 17 significant digits, i.e. exactly, and the 0/1 label ``y``);
 the tutorial casts both to float32, and so does :func:`load_binary_classification`.
 """
+
 from __future__ import annotations
 
 import importlib.resources

@@ -13,11 +13,13 @@ Randomness inside a step (dropout, augmentation) is drawn per *example*: the key
 optimizer step ``s`` is ``fold_in(fold_in(state.key, s), i)`` where ``i`` is the example's index in
 the training set. One device or N devices therefore draw the same numbers for the same example.
 """
+
 from __future__ import annotations
 
 import os
 import pathlib
-from typing import Any, Callable, NamedTuple
+from collections.abc import Callable
+from typing import Any, NamedTuple
 
 import jax
 import jax.numpy as jnp
@@ -138,6 +140,48 @@ def make_train_step(
     return train_step
 
 
+def scan_batches(
+    step,
+    carry,
+    x,
+    y,
+    order: jax.Array | None = None,
+    *,
+    steps: int | None = None,
+    place: Callable[[Batch], Batch] | None = None,
+):
+    """THE loop of fnnet: ``lax.scan`` of ``step(carry, batch) -> (carry, metrics)`` over batches.
+
+    Every training loop in fnnet is this function with another ``step`` and placement: an epoch of
+    mini-batches, a whole run, the pmap and sharding epochs, the small networks and the optimizer
+    zoo (DESIGN.md principle 11).
+
+    * ``order`` ``(steps, batch)`` int array: step ``k`` gets ``Batch(x[order[k]], y[order[k]],
+      order[k])``; ``x``/``y`` are pytrees of arrays with a leading example axis (``None`` allowed).
+    * ``order=None`` (full batch): each of ``steps`` steps gets the whole ``Batch(x, y, arange(n))``
+      itself (no gather), as a torch loop that feeds the same tensors every iteration.
+    * ``place`` maps each gathered batch before the step (the sharding path constrains it to the
+      device mesh there).
+
+    Returns ``(carry, metrics)`` with every leaf of ``metrics`` stacked along a leading ``steps`` axis.
+    """
+    if order is None:
+        if isinstance(steps, bool) or not isinstance(steps, int) or steps < 1:
+            raise ValueError(f"steps must be a positive int when order is None (full batch), got {steps!r}")
+        leaves = jax.tree.leaves((x, y))
+        n = leaves[0].shape[0] if leaves else 0
+        batch = Batch(x=x, y=y, idx=jnp.arange(n, dtype=jnp.int32))
+        if place is not None:
+            batch = place(batch)
+        return jax.lax.scan(lambda c, _: step(c, batch), carry, length=steps)
+
+    def body(c, idx):
+        batch = Batch(x=jax.tree.map(lambda a: a[idx], x), y=jax.tree.map(lambda a: a[idx], y), idx=idx)
+        return step(c, place(batch) if place is not None else batch)
+
+    return jax.lax.scan(body, carry, order)
+
+
 def epoch_permutation(data_key: jax.Array, epoch: jax.Array | int, n: int, batch_size: int) -> jax.Array:
     """The example indices of epoch ``epoch``, shaped ``(steps, batch_size)``.
 
@@ -228,7 +272,7 @@ def make_evaluator(apply_fn, loss_fn: LossFn, *, chunk: int = 2_000):
         labels = np.zeros(n, np.int32) if y is None else np.asarray(y, np.int32)
         total, correct, preds = 0.0, 0, []
         for start in range(0, n, chunk):
-            xc, yc = x[start:start + chunk], labels[start:start + chunk]
+            xc, yc = x[start : start + chunk], labels[start : start + chunk]
             m = xc.shape[0]
             if m < chunk:
                 xc = np.concatenate([xc, np.zeros((chunk - m,) + xc.shape[1:], xc.dtype)])
@@ -271,8 +315,9 @@ def tree_to_numpy(tree: Any) -> Any:
     return jax.tree.map(np.asarray, tree)
 
 
-def make_run_fn(train_step, *, batch_size: int, epochs: int, loss_fn: LossFn, eval_chunk: int = 10_000,
-                donate: bool = False):
+def make_run_fn(
+    train_step, *, batch_size: int, epochs: int, loss_fn: LossFn, eval_chunk: int = 10_000, donate: bool = False
+):
     """``run(state, x, y, val_x, val_y, data_key, start_epoch=0) -> (state, history)``: a whole run in ONE jit.
 
     ``epochs`` epochs of ``train_step``, each followed by the validation loss and accuracy, as one
@@ -300,13 +345,18 @@ def make_run_fn(train_step, *, batch_size: int, epochs: int, loss_fn: LossFn, ev
                 state, metrics = train_step(state, Batch(x=x, y=y, idx=jnp.arange(n, dtype=jnp.int32)))
                 metrics = jax.tree.map(lambda m: m[None], metrics)
             else:
+
                 def body(st, idx):
                     return train_step(st, Batch(x=x[idx], y=y[idx], idx=idx))
 
                 state, metrics = jax.lax.scan(body, state, epoch_permutation(data_key, epoch, n, batch_size))
             val = evaluate(state.apply_fn, state.params, val_x, val_y, loss_fn, chunk=eval_chunk)
-            row = {"train_loss": jnp.mean(metrics["loss"]), "train_accuracy": jnp.mean(metrics["accuracy"]),
-                   "val_loss": val["loss"], "val_accuracy": val["accuracy"]}
+            row = {
+                "train_loss": jnp.mean(metrics["loss"]),
+                "train_accuracy": jnp.mean(metrics["accuracy"]),
+                "val_loss": val["loss"],
+                "val_accuracy": val["accuracy"],
+            }
             return state, row
 
         first = jnp.asarray(start_epoch, jnp.int32)

@@ -5,6 +5,7 @@
 * float64 is *not* on for the whole suite: tests that compare with torch in float64 request the
   ``x64`` fixture, which turns ``jax_enable_x64`` on for that test only.
 """
+
 from __future__ import annotations
 
 import os

@@ -5,6 +5,7 @@
 Run as a subprocess by tests/test_parallel.py because the number of CPU devices
 (``--xla_force_host_platform_device_count``) must be fixed before JAX starts.
 """
+
 from __future__ import annotations
 
 import json
@@ -26,8 +27,16 @@ parser = argparse.ArgumentParser()
 fnnet.parallel.add_arguments(parser)
 argv = ["--parallel", mode, "--dtype", dtype]
 if nproc > 1:
-    argv += ["--coordinator", f"127.0.0.1:{port}", "--num-processes", str(nproc), "--process-id", str(pid),
-             "--coordinator-timeout", "60"]
+    argv += [
+        "--coordinator",
+        f"127.0.0.1:{port}",
+        "--num-processes",
+        str(nproc),
+        "--process-id",
+        str(pid),
+        "--coordinator-timeout",
+        "60",
+    ]
 ctx = fnnet.parallel.setup(parser.parse_args(argv))
 
 N_TRAIN, BATCH = 4000, 64  # 62 steps: enough for the first-50-steps comparison
@@ -43,9 +52,13 @@ losses = np.asarray(jax.device_get(metrics["loss"]), np.float64)
 params = jax.tree.map(lambda a: np.asarray(jax.device_get(a)), state.params)
 pred = np.asarray(fnnet.predict(state.apply_fn, params, splits.test_x))
 if ctx.process_index == 0:
-    print(json.dumps({
-        "devices": len(ctx.devices),
-        "processes": ctx.num_processes,
-        "losses": losses.tolist(),
-        "test_accuracy": float(np.mean(pred == splits.test_y)),
-    }))
+    print(
+        json.dumps(
+            {
+                "devices": len(ctx.devices),
+                "processes": ctx.num_processes,
+                "losses": losses.tolist(),
+                "test_accuracy": float(np.mean(pred == splits.test_y)),
+            }
+        )
+    )

@@ -1,4 +1,5 @@
 """The apparel classifier: torch fidelity of the tutorial recipes, the script's outputs, kill-and-resume."""
+
 from __future__ import annotations
 
 import json
@@ -10,7 +11,6 @@ import sys
 import time
 
 import jax
-import jax.numpy as jnp
 import numpy as np
 import pytest
 
@@ -36,8 +36,9 @@ def test_tutorial_recipes_match_torch(recipe_name, sample, torch):
     """
     recipe = fnnet.RECIPES[recipe_name].with_overrides(epochs=6)
     splits = fnnet.prepare_splits(sample, seed=0)
-    splits = splits._replace(train_x=splits.train_x[:2000], train_y=splits.train_y[:2000],
-                             val_x=splits.val_x[:500], val_y=splits.val_y[:500])
+    splits = splits._replace(
+        train_x=splits.train_x[:2000], train_y=splits.train_y[:2000], val_x=splits.val_x[:500], val_y=splits.val_y[:500]
+    )
     state = fnnet.build_state(recipe, seed=1, n_train=2000)
     sd = fnnet.flax_to_torch(state.params, prefixes=["0", "2"])
     _, history = fnnet.fit(state, splits, recipe, seed=1)
@@ -65,8 +66,14 @@ def test_tutorial_recipes_match_torch(recipe_name, sample, torch):
 
 
 def _run(args, env=None, **kw):
-    return subprocess.run([sys.executable, str(SCRIPT), *args], capture_output=True, text=True,
-                          env={**os.environ, **(env or {})}, timeout=600, **kw)
+    return subprocess.run(
+        [sys.executable, str(SCRIPT), *args],
+        capture_output=True,
+        text=True,
+        env={**os.environ, **(env or {})},
+        timeout=600,
+        **kw,
+    )
 
 
 def _numbers(metrics: dict) -> dict:
@@ -89,17 +96,39 @@ def test_script_writes_every_output_and_is_deterministic(tmp_path, cache_env):
     first = _run([*FAST, "--out", str(tmp_path / "a")], env=cache_env)
     assert first.returncode == 0, first.stderr
     out = tmp_path / "a"
-    for name in ["metrics.json", "loss.png", "sample.png", "confusion.png", "predictions.png",
-                 "submission.csv", "model.jaxexport", "model.json"]:
+    for name in [
+        "metrics.json",
+        "loss.png",
+        "sample.png",
+        "confusion.png",
+        "predictions.png",
+        "submission.csv",
+        "model.jaxexport",
+        "model.json",
+    ]:
         assert (out / name).stat().st_size > 0, name
     lines = [l for l in first.stdout.splitlines() if l.startswith("epoch")]
     assert len(lines) == 4 and lines[-1].startswith("epoch   4/4")
     metrics = json.loads((out / "metrics.json").read_text())
-    for key in ["train_accuracy", "val_accuracy", "test_accuracy", "per_class_accuracy", "history", "recipe",
-                "seed", "data", "wall_time_s"]:
+    for key in [
+        "train_accuracy",
+        "val_accuracy",
+        "test_accuracy",
+        "per_class_accuracy",
+        "history",
+        "recipe",
+        "seed",
+        "data",
+        "wall_time_s",
+    ]:
         assert key in metrics, key
-    assert metrics["data"] == {"source": metrics["data"]["source"], "is_sample": True, "train": 9000, "val": 1000,
-                               "test": 2000}
+    assert metrics["data"] == {
+        "source": metrics["data"]["source"],
+        "is_sample": True,
+        "train": 9000,
+        "val": 1000,
+        "test": 2000,
+    }
     assert len(metrics["history"]) == 4 and set(metrics["per_class_accuracy"]) == set(fnnet.CLASS_NAMES)
     sub = (out / "submission.csv").read_text().splitlines()
     assert sub[0] == "id,label" and len(sub) == 2001 and sub[1].startswith("60000,")
@@ -120,8 +149,12 @@ def test_sigkill_and_resume_is_bitwise_identical(tmp_path, cache_env):
     assert full.returncode == 0, full.stderr
 
     out = tmp_path / "killed"
-    proc = subprocess.Popen([sys.executable, str(SCRIPT), *FAST, "--out", str(out)],
-                            env={**os.environ, **cache_env}, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    proc = subprocess.Popen(
+        [sys.executable, str(SCRIPT), *FAST, "--out", str(out)],
+        env={**os.environ, **cache_env},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
     deadline = time.time() + 300
     while not (out / "checkpoints" / "2").exists() and proc.poll() is None and time.time() < deadline:
         time.sleep(0.05)
@@ -152,15 +185,32 @@ def test_sigkill_and_resume_is_bitwise_identical(tmp_path, cache_env):
 TWO_DEVICES = {"XLA_FLAGS": "--xla_force_host_platform_device_count=2"}
 
 
-@pytest.mark.parametrize("args, env, culprit", [
-    (["--data-dir", "/nonexistent/fmnist"], {}, "/nonexistent/fmnist"),
-    (["--epochs", "0"], {}, "--epochs"),
-    (["--recipe", "bogus"], {}, "--recipe"),
-    (["--parallel", "pmap", "--devices", "64"], {}, "--devices 64"),
-    (["--parallel", "sharding", "--batch-size", "501", "--no-download"], TWO_DEVICES, "divisible"),
-    (["--parallel", "sharding", "--num-processes", "2", "--process-id", "1", "--coordinator", "127.0.0.1:9",
-      "--coordinator-timeout", "2"], {}, "127.0.0.1:9"),
-])
+@pytest.mark.parametrize(
+    "args, env, culprit",
+    [
+        (["--data-dir", "/nonexistent/fmnist"], {}, "/nonexistent/fmnist"),
+        (["--epochs", "0"], {}, "--epochs"),
+        (["--recipe", "bogus"], {}, "--recipe"),
+        (["--parallel", "pmap", "--devices", "64"], {}, "--devices 64"),
+        (["--parallel", "sharding", "--batch-size", "501", "--no-download"], TWO_DEVICES, "divisible"),
+        (
+            [
+                "--parallel",
+                "sharding",
+                "--num-processes",
+                "2",
+                "--process-id",
+                "1",
+                "--coordinator",
+                "127.0.0.1:9",
+                "--coordinator-timeout",
+                "2",
+            ],
+            {},
+            "127.0.0.1:9",
+        ),
+    ],
+)
 def test_script_errors_are_one_line(args, env, culprit, tmp_path, cache_env):
     result = _run([*args, "--out", str(tmp_path)], env={**cache_env, **env})
     assert result.returncode == 2

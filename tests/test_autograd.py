@@ -2,6 +2,7 @@
 run on random inputs in float32 (1e-6 relative) and float64 with jax_enable_x64 (1e-12), using the
 functions of experiments/autograd_basics.py; then the experiment's printed lines and figure.
 """
+
 from __future__ import annotations
 
 import importlib.util

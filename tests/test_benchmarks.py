@@ -4,6 +4,7 @@ Not a timing test: nothing here compares speeds. It checks that each script prin
 implementation with the named keys, then the ratio line, and that the implementations it times
 compute the same thing (the JAX prototype and fnnet from the same weights and batches).
 """
+
 from __future__ import annotations
 
 import json
@@ -18,8 +19,13 @@ TIMING_KEYS = {"impl", "workload", "device", "median_s", "min_s", "first_call_s"
 
 
 def _run(script: str, *args: str) -> list[dict]:
-    proc = subprocess.run([sys.executable, str(REPO / "benchmarks" / script), "--quick", "--repeats", "1", *args],
-                          cwd=REPO, capture_output=True, text=True, timeout=600)
+    proc = subprocess.run(
+        [sys.executable, str(REPO / "benchmarks" / script), "--quick", "--repeats", "1", *args],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     assert proc.returncode == 0, proc.stderr[-2000:]
     return [json.loads(line) for line in proc.stdout.splitlines() if line.startswith("{")]
 
@@ -29,7 +35,7 @@ def test_hello_prints_one_line_per_impl_then_the_ratio():
     timings = [r for r in lines if "impl" in r]
     assert [r["impl"] for r in timings] == ["fnnet", "torch"]
     for r in timings:
-        assert TIMING_KEYS <= r.keys()
+        assert r.keys() >= TIMING_KEYS
         assert r["workload"] == "hello"
         assert r["min_s"] <= r["median_s"]
     ratio = [r for r in lines if "ratio" in r]

@@ -1,6 +1,7 @@
 """experiments/binary_classifier.py, fnnet.smallnets' binary network and fnnet.toy_data: the shipped
 rows are scikit-learn's, and the scanned training run's loss curve is torch's (from the same initial
 weights)."""
+
 from __future__ import annotations
 
 import importlib.util
@@ -141,7 +142,10 @@ def test_main_prints_losses_and_accuracy_and_saves_the_figures(bc, tmp_path, cap
         with Image.open(tmp_path / name) as image:
             assert image.format == "PNG" and image.width > 100 and image.height > 100
     assert sorted(p.name for p in tmp_path.iterdir()) == [
-        "loss.png", "probabilities.png", "untrained_probabilities.png"]
+        "loss.png",
+        "probabilities.png",
+        "untrained_probabilities.png",
+    ]
 
 
 def test_bad_epochs_is_one_error_line(bc, tmp_path, capsys):
@@ -152,8 +156,12 @@ def test_bad_epochs_is_one_error_line(bc, tmp_path, capsys):
 
 @pytest.mark.parametrize(
     "kwargs,culprit",
-    [({"epochs": 0}, "epochs"), ({"epochs": 5, "lr": 0.0}, "lr"), ({"epochs": 5, "X": np.zeros((100, 4))}, "X"),
-     ({"epochs": 5, "y": np.zeros((100, 1))}, "y")],
+    [
+        ({"epochs": 0}, "epochs"),
+        ({"epochs": 5, "lr": 0.0}, "lr"),
+        ({"epochs": 5, "X": np.zeros((100, 4))}, "X"),
+        ({"epochs": 5, "y": np.zeros((100, 1))}, "y"),
+    ],
 )
 def test_binary_train_rejects_bad_arguments(kwargs, culprit):
     X, y = load_binary_classification()

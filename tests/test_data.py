@@ -3,6 +3,7 @@
 References: the official files in ../shared (their MD5s are Zalando's published ones), Pillow as
 the PNG decoder, scikit-learn's ``train_test_split`` for the split, hand-built IDX headers.
 """
+
 from __future__ import annotations
 
 import functools
@@ -58,13 +59,25 @@ def _idx(code: int, dims: tuple[int, ...], payload: bytes) -> bytes:
 
 # ------------------------------------------------------------------------------------------- IDX
 
+
 def test_class_names_are_zalandos():
-    assert fd.CLASS_NAMES == ("T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt",
-                              "Sneaker", "Bag", "Ankle boot")
+    assert fd.CLASS_NAMES == (
+        "T-shirt/top",
+        "Trouser",
+        "Pullover",
+        "Dress",
+        "Coat",
+        "Sandal",
+        "Shirt",
+        "Sneaker",
+        "Bag",
+        "Ankle boot",
+    )
 
 
-@pytest.mark.parametrize("dtype,code", [("u1", 0x08), ("i1", 0x09), ("i2", 0x0B), ("i4", 0x0C),
-                                        ("f4", 0x0D), ("f8", 0x0E)])
+@pytest.mark.parametrize(
+    "dtype,code", [("u1", 0x08), ("i1", 0x09), ("i2", 0x0B), ("i4", 0x0C), ("f4", 0x0D), ("f8", 0x0E)]
+)
 @pytest.mark.parametrize("gz", [False, True])
 def test_read_idx_matches_hand_built_file(tmp_path, rng, dtype, code, gz):
     array = (rng.standard_normal((3, 4, 5)) * 100).astype(dtype)
@@ -97,20 +110,26 @@ def _good_labels() -> bytes:
     return _idx(0x08, (4,), bytes([0, 1, 2, 9]))
 
 
-@pytest.mark.parametrize("name,content,message", [
-    ("missing.idx", None, "file not found"),
-    ("short.idx", b"\x00\x00", "too short"),
-    ("magic.idx", b"\x00\x01\x08\x01" + struct.pack(">I", 1) + b"\x00", "wrong IDX magic 0x00010801"),
-    ("type.idx", b"\x00\x00\x07\x01" + struct.pack(">I", 1) + b"\x00", "wrong IDX magic 0x00000701"),
-    ("nodims.idx", b"\x00\x00\x08\x00", "wrong IDX magic 0x00000800"),
-    ("header.idx", b"\x00\x00\x08\x03" + struct.pack(">I", 5), "header truncated"),
-    ("payload.idx", _idx(0x08, (2, 28, 28), bytes(1000)), r"truncated: dimensions \(2, 28, 28\) need 1568 bytes .* found 1000"),
-    ("trailing.idx", _idx(0x08, (4,), bytes(5)), "trailing bytes"),
-    ("notgz.gz", _idx(0x08, (4,), bytes(4)), "named .gz but is not gzip"),
-    ("cut.gz", gzip.compress(_idx(0x08, (4000,), bytes(range(250)) * 16))[:-20], "truncated gzip"),
-    ("crc.gz", gzip.compress(_good_labels())[:-8] + b"\x00\x00\x00\x00" + struct.pack("<I", 12),
-     "corrupt gzip"),
-])
+@pytest.mark.parametrize(
+    "name,content,message",
+    [
+        ("missing.idx", None, "file not found"),
+        ("short.idx", b"\x00\x00", "too short"),
+        ("magic.idx", b"\x00\x01\x08\x01" + struct.pack(">I", 1) + b"\x00", "wrong IDX magic 0x00010801"),
+        ("type.idx", b"\x00\x00\x07\x01" + struct.pack(">I", 1) + b"\x00", "wrong IDX magic 0x00000701"),
+        ("nodims.idx", b"\x00\x00\x08\x00", "wrong IDX magic 0x00000800"),
+        ("header.idx", b"\x00\x00\x08\x03" + struct.pack(">I", 5), "header truncated"),
+        (
+            "payload.idx",
+            _idx(0x08, (2, 28, 28), bytes(1000)),
+            r"truncated: dimensions \(2, 28, 28\) need 1568 bytes .* found 1000",
+        ),
+        ("trailing.idx", _idx(0x08, (4,), bytes(5)), "trailing bytes"),
+        ("notgz.gz", _idx(0x08, (4,), bytes(4)), "named .gz but is not gzip"),
+        ("cut.gz", gzip.compress(_idx(0x08, (4000,), bytes(range(250)) * 16))[:-20], "truncated gzip"),
+        ("crc.gz", gzip.compress(_good_labels())[:-8] + b"\x00\x00\x00\x00" + struct.pack("<I", 12), "corrupt gzip"),
+    ],
+)
 def test_read_idx_bad_input(tmp_path, name, content, message):
     path = tmp_path / name
     if content is not None:
@@ -145,14 +164,17 @@ def test_load_idx_dir_gz_and_raw(tmp_path, sample, gz):
     assert got.test_ids.tolist() == list(range(60000, 60020)) and got.source == f"IDX files in {folder}"
 
 
-@pytest.mark.parametrize("case,message", [
-    ("count", r"has 50 images but .*train-labels-idx1-ubyte.gz has 49 labels"),
-    ("label", r"train-labels-idx1-ubyte.gz: record 7: label 10 outside 0..9"),
-    ("magic", r"train-images-idx3-ubyte.gz: expected an IDX image file .*0x00000803.*found magic 0x00000801"),
-    ("labelmagic", r"t10k-labels-idx1-ubyte.gz: expected an IDX label file .*found magic 0x00000c01"),
-    ("size", r"train-images-idx3-ubyte.gz: expected an IDX image file of uint8 N x 28 x 28"),
-    ("missing", r"t10k-images-idx3-ubyte.gz: file not found"),
-])
+@pytest.mark.parametrize(
+    "case,message",
+    [
+        ("count", r"has 50 images but .*train-labels-idx1-ubyte.gz has 49 labels"),
+        ("label", r"train-labels-idx1-ubyte.gz: record 7: label 10 outside 0..9"),
+        ("magic", r"train-images-idx3-ubyte.gz: expected an IDX image file .*0x00000803.*found magic 0x00000801"),
+        ("labelmagic", r"t10k-labels-idx1-ubyte.gz: expected an IDX label file .*found magic 0x00000c01"),
+        ("size", r"train-images-idx3-ubyte.gz: expected an IDX image file of uint8 N x 28 x 28"),
+        ("missing", r"t10k-images-idx3-ubyte.gz: file not found"),
+    ],
+)
 def test_load_idx_dir_bad_input(tmp_path, sample, case, message):
     x, y = sample.train_images[:50], sample.train_labels[:50].astype(np.uint8)
     train_x, train_y, test_x, test_y = x, y, x[:20], y[:20]
@@ -176,6 +198,7 @@ def test_load_idx_dir_bad_input(tmp_path, sample, case, message):
 
 # -------------------------------------------------------------------------------------- sample
 
+
 def test_shipped_sample_is_genuine(shared_fmnist, sample):
     full = fd.load_idx_dir(shared_fmnist)
     assert sample.train_images.shape == (10000, 28, 28) and sample.test_images.shape == (2000, 28, 28)
@@ -194,14 +217,17 @@ def test_make_sample_rebuilds_the_shipped_bytes(shared_fmnist, tmp_path):
         assert (tmp_path / name).read_bytes() == (fd.sample_dir() / name).read_bytes(), name
 
 
-@pytest.mark.parametrize("kwargs,message", [({"n_train": 0}, "n_train must be a positive int"),
-                                            ({"n_test": 10**6}, "asked for 10000 train / 1000000 test")])
+@pytest.mark.parametrize(
+    "kwargs,message",
+    [({"n_train": 0}, "n_train must be a positive int"), ({"n_test": 10**6}, "asked for 10000 train / 1000000 test")],
+)
 def test_make_sample_rejects_bad_sizes(tmp_path, kwargs, message):
     with pytest.raises(ValueError, match=message):
         fd.make_sample(fd.sample_dir(), tmp_path, **kwargs)
 
 
 # ---------------------------------------------------------------------------------- resolution
+
 
 def test_explicit_and_env_dirs_never_fall_back(tmp_path, monkeypatch):
     missing = tmp_path / "nope"
@@ -331,6 +357,7 @@ def test_network_failure_falls_back_to_sample(tmp_path, monkeypatch, capsys, ser
 
 # ------------------------------------------------------------------------------------- CSV+PNG
 
+
 @pytest.fixture
 def small_csv(tmp_path, sample) -> Path:
     """The first 120 train / 40 test images of the sample in the tutorial's layout."""
@@ -353,8 +380,15 @@ def test_csv_png_round_trip_and_ids_agree_with_idx(small_csv, sample, capsys):
 
 
 def test_csv_png_without_test_labels(tmp_path, sample):
-    d = fd.FashionMNIST(sample.train_images[:30], sample.train_labels[:30], np.arange(100, 130),
-                        sample.test_images[:10], sample.test_labels[:10], np.arange(500, 510), "x")
+    d = fd.FashionMNIST(
+        sample.train_images[:30],
+        sample.train_labels[:30],
+        np.arange(100, 130),
+        sample.test_images[:10],
+        sample.test_labels[:10],
+        np.arange(500, 510),
+        "x",
+    )
     out = fd.write_csv_png(d, tmp_path / "o")
     assert (out / "test.csv").read_text().splitlines()[:2] == ["id", "500"]
     got = fd.load_csv_png(out, cache_dir=tmp_path / "uc", verbose=False)
@@ -423,12 +457,27 @@ def _png_with_filters(image: np.ndarray, filters: list[int], *, ihdr: bytes | No
 
     h, w = image.shape
     ihdr = ihdr if ihdr is not None else struct.pack(">IIBBBBB", w, h, 8, 0, 0, 0, 0)
-    return (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"tEXt", b"k\x00v")
-            + chunk(b"IDAT", zlib.compress(b"".join(rows))) + chunk(b"IEND", b""))
+    return (
+        b"\x89PNG\r\n\x1a\n"
+        + chunk(b"IHDR", ihdr)
+        + chunk(b"tEXt", b"k\x00v")
+        + chunk(b"IDAT", zlib.compress(b"".join(rows)))
+        + chunk(b"IEND", b"")
+    )
 
 
-@pytest.mark.parametrize("filters", [[0] * 28, [1] * 28, [2] * 28, [3] * 28, [4] * 28,
-                                     [r % 5 for r in range(28)], [(7 * r + 3) % 5 for r in range(28)]])
+@pytest.mark.parametrize(
+    "filters",
+    [
+        [0] * 28,
+        [1] * 28,
+        [2] * 28,
+        [3] * 28,
+        [4] * 28,
+        [r % 5 for r in range(28)],
+        [(7 * r + 3) % 5 for r in range(28)],
+    ],
+)
 def test_png_decoder_equals_pillow_for_every_row_filter(tmp_path, rng, sample, filters):
     images = np.concatenate([rng.integers(0, 256, (3, 28, 28), dtype=np.uint8), sample.train_images[:3]])
     paths = []
@@ -453,8 +502,9 @@ def test_png_unknown_filter_type_is_rejected(tmp_path):
         decode_pngs([path], [" (here)"])
 
 
-def _csv_dir(tmp_path: Path, sample, train_csv: str, test_csv: str = "id\n60000\n",
-             images: dict[str, object] | None = None) -> Path:
+def _csv_dir(
+    tmp_path: Path, sample, train_csv: str, test_csv: str = "id\n60000\n", images: dict[str, object] | None = None
+) -> Path:
     """A CSV+PNG folder: ``train/<k>.png`` for ids 0..5 and ``test/60000.png``, then overrides."""
     root = tmp_path / "bad"
     (root / "train").mkdir(parents=True)
@@ -476,29 +526,48 @@ GOOD_TRAIN = "id,label\n0,9\n1,0\n2,0\n"
 RGB = Image.merge("RGB", [Image.new("L", (28, 28), v) for v in (10, 200, 30)])
 
 
-@pytest.mark.parametrize("train_csv,test_csv,images,message", [
-    ("id,label\n0,9\n7,1\n", "id\n60000\n", {}, r"train/7\.png \(train\.csv line 3, id 7\): image file not found"),
-    ("id,label\n0,9\n1,0\n0,3\n", "id\n60000\n", {}, r"train\.csv line 4: duplicate id 0 \(first on line 2\)"),
-    ("id,label\n0,9\n1,10\n", "id\n60000\n", {}, r"train\.csv line 3: label 10 outside 0\.\.9"),
-    ("id,label\n0,-1\n", "id\n60000\n", {}, r"train\.csv line 2: label -1 outside 0\.\.9"),
-    ("id,label\n0,x\n", "id\n60000\n", {}, r"train\.csv line 2: label 'x' is not an integer"),
-    ("id,label\n0,1\nabc,1\n", "id\n60000\n", {}, r"train\.csv line 3: id 'abc' is not an integer"),
-    ("id,label\n0,1\n1,2,3\n", "id\n60000\n", {}, r"train\.csv line 3: 3 fields, expected 2"),
-    ("id\n0\n", "id\n60000\n", {}, r"train\.csv line 1: header \['id'\] has no 'label' column"),
-    ("name,label\n0,1\n", "id\n60000\n", {}, r"train\.csv line 1: header .* has no 'id' column"),
-    ("", "id\n60000\n", {}, r"train\.csv: empty file"),
-    (GOOD_TRAIN, "id,label\n60000,3\n60000,3\n", {}, r"test\.csv line 3: duplicate id 60000"),
-    (GOOD_TRAIN, "id\n60001\n", {}, r"test/60001\.png \(test\.csv line 2, id 60001\): image file not found"),
-    (GOOD_TRAIN, "id\n60000\n", {"train/1.png": Image.new("L", (32, 32))},
-     r"train/1\.png \(train\.csv line 3, id 1\): image is 32x32, expected 28x28"),
-    (GOOD_TRAIN, "id\n60000\n", {"train/2.png": Image.new("P", (28, 28))},
-     r"train/2\.png \(train\.csv line 4, id 2\): image mode 'P' not supported"),
-    (GOOD_TRAIN, "id\n60000\n", {"train/2.png": Image.new("I;16", (28, 28))}, r"image mode 'I;16' not supported"),
-    (GOOD_TRAIN, "id\n60000\n", {"train/0.png": b"not a png at all"},
-     r"train/0\.png \(train\.csv line 2, id 0\): not a readable PNG"),
-    (GOOD_TRAIN, "id\n60000\n", {"test/60000.png": b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR\x00\x00"},
-     r"test/60000\.png \(test\.csv line 2, id 60000\): not a readable PNG"),
-])
+@pytest.mark.parametrize(
+    "train_csv,test_csv,images,message",
+    [
+        ("id,label\n0,9\n7,1\n", "id\n60000\n", {}, r"train/7\.png \(train\.csv line 3, id 7\): image file not found"),
+        ("id,label\n0,9\n1,0\n0,3\n", "id\n60000\n", {}, r"train\.csv line 4: duplicate id 0 \(first on line 2\)"),
+        ("id,label\n0,9\n1,10\n", "id\n60000\n", {}, r"train\.csv line 3: label 10 outside 0\.\.9"),
+        ("id,label\n0,-1\n", "id\n60000\n", {}, r"train\.csv line 2: label -1 outside 0\.\.9"),
+        ("id,label\n0,x\n", "id\n60000\n", {}, r"train\.csv line 2: label 'x' is not an integer"),
+        ("id,label\n0,1\nabc,1\n", "id\n60000\n", {}, r"train\.csv line 3: id 'abc' is not an integer"),
+        ("id,label\n0,1\n1,2,3\n", "id\n60000\n", {}, r"train\.csv line 3: 3 fields, expected 2"),
+        ("id\n0\n", "id\n60000\n", {}, r"train\.csv line 1: header \['id'\] has no 'label' column"),
+        ("name,label\n0,1\n", "id\n60000\n", {}, r"train\.csv line 1: header .* has no 'id' column"),
+        ("", "id\n60000\n", {}, r"train\.csv: empty file"),
+        (GOOD_TRAIN, "id,label\n60000,3\n60000,3\n", {}, r"test\.csv line 3: duplicate id 60000"),
+        (GOOD_TRAIN, "id\n60001\n", {}, r"test/60001\.png \(test\.csv line 2, id 60001\): image file not found"),
+        (
+            GOOD_TRAIN,
+            "id\n60000\n",
+            {"train/1.png": Image.new("L", (32, 32))},
+            r"train/1\.png \(train\.csv line 3, id 1\): image is 32x32, expected 28x28",
+        ),
+        (
+            GOOD_TRAIN,
+            "id\n60000\n",
+            {"train/2.png": Image.new("P", (28, 28))},
+            r"train/2\.png \(train\.csv line 4, id 2\): image mode 'P' not supported",
+        ),
+        (GOOD_TRAIN, "id\n60000\n", {"train/2.png": Image.new("I;16", (28, 28))}, r"image mode 'I;16' not supported"),
+        (
+            GOOD_TRAIN,
+            "id\n60000\n",
+            {"train/0.png": b"not a png at all"},
+            r"train/0\.png \(train\.csv line 2, id 0\): not a readable PNG",
+        ),
+        (
+            GOOD_TRAIN,
+            "id\n60000\n",
+            {"test/60000.png": b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR\x00\x00"},
+            r"test/60000\.png \(test\.csv line 2, id 60000\): not a readable PNG",
+        ),
+    ],
+)
 def test_csv_png_bad_input(tmp_path, sample, train_csv, test_csv, images, message):
     root = _csv_dir(tmp_path, sample, train_csv, test_csv, images)
     with pytest.raises(DataError, match=message):
@@ -524,7 +593,9 @@ def test_truncated_png_is_rejected(tmp_path, sample):
 def test_rgb_images_are_converted_with_a_warning(tmp_path, sample, mode):
     image = RGB if mode == "RGB" else RGB.convert("RGBA")
     root = _csv_dir(tmp_path, sample, GOOD_TRAIN, images={"train/1.png": image, "train/2.png": image})
-    with pytest.warns(UserWarning, match=rf"2 image\(s\) were {mode} and were converted to grayscale \(first: .*train/1\.png\)"):
+    with pytest.warns(
+        UserWarning, match=rf"2 image\(s\) were {mode} and were converted to grayscale \(first: .*train/1\.png\)"
+    ):
         got = fd.load_csv_png(root, cache_dir=tmp_path / "uc", verbose=False)
     # Pillow's luma (ITU-R 601-2, rounded): (10*299 + 200*587 + 30*114) / 1000 = 123.8 -> 124
     assert np.all(got.train_images[1] == 124) and np.array_equal(got.train_images[0], sample.train_images[0])
@@ -532,8 +603,10 @@ def test_rgb_images_are_converted_with_a_warning(tmp_path, sample, mode):
 
 # --------------------------------------------------------------------------------------- split
 
-@pytest.mark.parametrize("n,test_size,seed", [(10000, 0.1, 0), (10000, 0.1, 1), (997, 0.1, 3),
-                                               (1000, 0.25, 42), (503, 0.33, 7)])
+
+@pytest.mark.parametrize(
+    "n,test_size,seed", [(10000, 0.1, 0), (10000, 0.1, 1), (997, 0.1, 3), (1000, 0.25, 42), (503, 0.33, 7)]
+)
 def test_stratified_split_equals_sklearn(sample, n, test_size, seed):
     from sklearn.model_selection import train_test_split
 
@@ -546,7 +619,7 @@ def test_stratified_split_equals_sklearn(sample, n, test_size, seed):
 
 
 def test_stratified_split_is_stratified_and_a_partition(sample):
-    x, y = sample.train_images, sample.train_labels
+    y = sample.train_labels
     ids = np.arange(y.shape[0])
     tr_ids, va_ids, tr_y, va_y = fd.stratified_split(ids, y, test_size=0.1, seed=5)
     assert va_ids.shape == (1000,) and tr_ids.shape == (9000,)
@@ -560,13 +633,16 @@ def test_stratified_split_is_stratified_and_a_partition(sample):
     assert np.array_equal(again[1], va_ids) and not np.array_equal(other[1], va_ids)
 
 
-@pytest.mark.parametrize("kwargs,error,message", [
-    ({"test_size": 0.0}, ValueError, "test_size must be a float in \\(0, 1\\)"),
-    ({"test_size": 1.0}, ValueError, "test_size must be a float in"),
-    ({"test_size": "0.1"}, ValueError, "test_size must be a float in"),
-    ({"seed": 1.5}, TypeError, "seed must be a non-negative int"),
-    ({"seed": None}, TypeError, "seed must be a non-negative int"),
-])
+@pytest.mark.parametrize(
+    "kwargs,error,message",
+    [
+        ({"test_size": 0.0}, ValueError, "test_size must be a float in \\(0, 1\\)"),
+        ({"test_size": 1.0}, ValueError, "test_size must be a float in"),
+        ({"test_size": "0.1"}, ValueError, "test_size must be a float in"),
+        ({"seed": 1.5}, TypeError, "seed must be a non-negative int"),
+        ({"seed": None}, TypeError, "seed must be a non-negative int"),
+    ],
+)
 def test_stratified_split_validates(sample, kwargs, error, message):
     with pytest.raises(error, match=message):
         fd.stratified_split(sample.train_images[:100], sample.train_labels[:100], **kwargs)

@@ -4,6 +4,7 @@ The reference is the in-process Flax model itself: on the same machine the expor
 must give bitwise the same logits as ``jax.jit(model.apply)`` for any batch size (the batch
 dimension is symbolic), including in a fresh process that never imports fnnet or flax.
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -45,7 +46,9 @@ def train_tiny_mlp(seed: int = 0, steps: int = 5):
 
     @jax.jit
     def step(params, opt_state):
-        loss_fn = lambda p: optax.softmax_cross_entropy_with_integer_labels(model.apply(p, x), y).mean()
+        def loss_fn(p):
+            return optax.softmax_cross_entropy_with_integer_labels(model.apply(p, x), y).mean()
+
         grads = jax.grad(loss_fn)(params)
         updates, opt_state = tx.update(grads, opt_state, params)
         return optax.apply_updates(params, updates), opt_state
@@ -84,8 +87,18 @@ def test_contract_describes_the_artifact(exported):
     assert contract["input"] == {"shape": ["batch", 784], "dtype": "float32"}
     assert contract["normalisation"] == {"divide_by": 255.0, "subtract": 0.0}
     assert contract["output"] == "logits"
-    assert contract["class_names"] == ["T-shirt/top", "Trouser", "Pullover", "Dress", "Coat",
-                                       "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot"]
+    assert contract["class_names"] == [
+        "T-shirt/top",
+        "Trouser",
+        "Pullover",
+        "Dress",
+        "Coat",
+        "Sandal",
+        "Shirt",
+        "Sneaker",
+        "Bag",
+        "Ankle boot",
+    ]
     assert contract["jax_version"] == jax.__version__
     assert contract["fnnet_version"] == fnnet.__version__
     assert contract["platforms"] == ["cpu", "cuda"]  # cuda lowering works on a CPU-only machine
@@ -123,9 +136,14 @@ def test_fresh_jax_only_process_predicts_bitwise_equal(exported, tmp_path):
     script = tmp_path / "load_and_predict.py"
     script.write_text(_JAX_ONLY_SCRIPT)
     env = {**os.environ, "JAX_PLATFORMS": "cpu"}
-    proc = subprocess.run([sys.executable, str(script), str(out), str(tmp_path / "x.npy"),
-                           str(tmp_path / "logits.npz")], capture_output=True, text=True,
-                          cwd=tmp_path, env=env, timeout=120)
+    proc = subprocess.run(
+        [sys.executable, str(script), str(out), str(tmp_path / "x.npy"), str(tmp_path / "logits.npz")],
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+        env=env,
+        timeout=120,
+    )
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.strip() == "imported: []"
     got = np.load(tmp_path / "logits.npz")
@@ -182,28 +200,59 @@ def _flip_byte(d: pathlib.Path) -> None:
     (d / "model.jaxexport").write_bytes(bytes(blob))
 
 
-@pytest.mark.parametrize("damage, file, message", [
-    (lambda d: (d / "model.json").unlink(), "model.json", "contract file not found"),
-    (lambda d: (d / "model.jaxexport").unlink(), "model.jaxexport", "artifact file not found"),
-    (lambda d: (d / "model.json").write_text("{not json"), "model.json", "not valid JSON"),
-    (lambda d: _edit_json(d / "model.json", format="other"), "model.json", "not an fnnet export"),
-    (lambda d: _truncate(d, 1.0), "model.jaxexport", "truncated or corrupt"),
-    (lambda d: _truncate(d, 0.5), "model.jaxexport", "truncated or corrupt"),
-    (lambda d: _truncate(d, 0.0), "model.jaxexport", "truncated or corrupt"),
-    (_flip_byte, "model.jaxexport", "corrupt artifact: SHA-256 differs"),
-    (lambda d: _edit_json(d / "model.json", input={"shape": ["batch", 100], "dtype": "float32"}),
-     "model.json", "does not match model.jaxexport"),
-    (lambda d: _edit_json(d / "model.json", class_names=list("abcdefghi")),
-     "model.json", "9 classes.*does not match"),
-    (lambda d: _edit_json(d / "model.json", normalisation={"scale": 2.0}),
-     "model.json", "unknown normalisation keys"),
-    (lambda d: _future_artifact(d, update_contract=True), "model.jaxexport",
-     r"calling convention 99 \(written by jax 9\.9\.9\); this jax .* reads only"),
-    (lambda d: _future_artifact(d, update_contract=False), "model.jaxexport",
-     r"calling convention 99 .* reads only"),
-], ids=["no-contract", "no-artifact", "bad-json", "wrong-format", "truncated-1-byte",
-        "truncated-half", "empty", "flipped-byte", "shape-mismatch", "classes-mismatch",
-        "bad-normalisation", "future-jax", "future-artifact-old-contract"])
+@pytest.mark.parametrize(
+    "damage, file, message",
+    [
+        (lambda d: (d / "model.json").unlink(), "model.json", "contract file not found"),
+        (lambda d: (d / "model.jaxexport").unlink(), "model.jaxexport", "artifact file not found"),
+        (lambda d: (d / "model.json").write_text("{not json"), "model.json", "not valid JSON"),
+        (lambda d: _edit_json(d / "model.json", format="other"), "model.json", "not an fnnet export"),
+        (lambda d: _truncate(d, 1.0), "model.jaxexport", "truncated or corrupt"),
+        (lambda d: _truncate(d, 0.5), "model.jaxexport", "truncated or corrupt"),
+        (lambda d: _truncate(d, 0.0), "model.jaxexport", "truncated or corrupt"),
+        (_flip_byte, "model.jaxexport", "corrupt artifact: SHA-256 differs"),
+        (
+            lambda d: _edit_json(d / "model.json", input={"shape": ["batch", 100], "dtype": "float32"}),
+            "model.json",
+            "does not match model.jaxexport",
+        ),
+        (
+            lambda d: _edit_json(d / "model.json", class_names=list("abcdefghi")),
+            "model.json",
+            "9 classes.*does not match",
+        ),
+        (
+            lambda d: _edit_json(d / "model.json", normalisation={"scale": 2.0}),
+            "model.json",
+            "unknown normalisation keys",
+        ),
+        (
+            lambda d: _future_artifact(d, update_contract=True),
+            "model.jaxexport",
+            r"calling convention 99 \(written by jax 9\.9\.9\); this jax .* reads only",
+        ),
+        (
+            lambda d: _future_artifact(d, update_contract=False),
+            "model.jaxexport",
+            r"calling convention 99 .* reads only",
+        ),
+    ],
+    ids=[
+        "no-contract",
+        "no-artifact",
+        "bad-json",
+        "wrong-format",
+        "truncated-1-byte",
+        "truncated-half",
+        "empty",
+        "flipped-byte",
+        "shape-mismatch",
+        "classes-mismatch",
+        "bad-normalisation",
+        "future-jax",
+        "future-artifact-old-contract",
+    ],
+)
 def test_load_exported_clear_errors(exported, tmp_path, damage, file, message):
     d = tmp_path / "model"
     shutil.copytree(exported[2], d)
@@ -217,20 +266,24 @@ def _apply(params, x):
     return TinyMLP().apply(params, x)
 
 
-@pytest.mark.parametrize("kwargs, error, message", [
-    ({"class_names": list("abc")}, ValueError, r"shape \(batch, 3\) to match class_names"),
-    ({"class_names": ["a"] * 10}, ValueError, "class_names must be distinct"),
-    ({"class_names": "abcdefghij"}, ValueError, "class_names must be a non-empty list"),
-    ({"dtype": "int32"}, ValueError, "floating dtype"),
-    ({"dtype": "nope"}, ValueError, "floating dtype"),
-    ({"input_shape": (0,)}, ValueError, "input_shape must be"),
-    ({"input_shape": ()}, ValueError, "input_shape must be"),
-    ({"normalisation": {"divide_by": 0.0}}, ValueError, "must be non-zero"),
-    ({"normalisation": {"divide_by": float("nan")}}, ValueError, "finite number"),
-    ({"normalisation": {"mean": 0.5}}, ValueError, "unknown normalisation keys"),
-    ({"platforms": ("cpu", "metal")}, ValueError, "platforms must be"),
-    ({"platforms": ()}, ValueError, "platforms must be"),
-], ids=lambda v: str(v) if isinstance(v, dict) else None)
+@pytest.mark.parametrize(
+    "kwargs, error, message",
+    [
+        ({"class_names": list("abc")}, ValueError, r"shape \(batch, 3\) to match class_names"),
+        ({"class_names": ["a"] * 10}, ValueError, "class_names must be distinct"),
+        ({"class_names": "abcdefghij"}, ValueError, "class_names must be a non-empty list"),
+        ({"dtype": "int32"}, ValueError, "floating dtype"),
+        ({"dtype": "nope"}, ValueError, "floating dtype"),
+        ({"input_shape": (0,)}, ValueError, "input_shape must be"),
+        ({"input_shape": ()}, ValueError, "input_shape must be"),
+        ({"normalisation": {"divide_by": 0.0}}, ValueError, "must be non-zero"),
+        ({"normalisation": {"divide_by": float("nan")}}, ValueError, "finite number"),
+        ({"normalisation": {"mean": 0.5}}, ValueError, "unknown normalisation keys"),
+        ({"platforms": ("cpu", "metal")}, ValueError, "platforms must be"),
+        ({"platforms": ()}, ValueError, "platforms must be"),
+    ],
+    ids=lambda v: str(v) if isinstance(v, dict) else None,
+)
 def test_export_validates_arguments(exported, tmp_path, kwargs, error, message):
     params = exported[1]
     with pytest.raises(error, match=message):
@@ -246,13 +299,23 @@ def test_export_rejects_non_callable(tmp_path):
 def test_export_cpu_only_and_other_input_shape(tmp_path):
     """A (28, 28) input (a model that flattens itself) exported for cpu alone."""
     model, params = train_tiny_mlp(steps=1)
-    apply = lambda p, x: model.apply(p, x.reshape((x.shape[0], 784)))
-    fx.export_classifier(apply, params, tmp_path, input_shape=(28, 28), platforms=("cpu",),
-                         normalisation={"divide_by": 0.3530, "subtract": 0.2860})
+
+    def apply(p, x):
+        return model.apply(p, x.reshape((x.shape[0], 784)))
+
+    fx.export_classifier(
+        apply,
+        params,
+        tmp_path,
+        input_shape=(28, 28),
+        platforms=("cpu",),
+        normalisation={"divide_by": 0.3530, "subtract": 0.2860},
+    )
     logits_fn, contract = fx.load_exported(tmp_path)
     assert contract["input"]["shape"] == ["batch", 28, 28]
     assert contract["platforms"] == ["cpu"]
     assert contract["normalisation"] == {"divide_by": 0.3530, "subtract": 0.2860}
     x = _inputs(4)
-    np.testing.assert_array_equal(np.asarray(logits_fn(x.reshape(4, 28, 28))),
-                                  np.asarray(jax.jit(model.apply)(params, x)))
+    np.testing.assert_array_equal(
+        np.asarray(logits_fn(x.reshape(4, 28, 28))), np.asarray(jax.jit(model.apply)(params, x))
+    )

@@ -1,12 +1,12 @@
 """experiments/hello_world.py and fnnet.smallnets.hello_train: the article's printed values, and
 equality with live torch SGD steps."""
+
 from __future__ import annotations
 
 import importlib.util
 import pathlib
 import sys
 
-import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
@@ -17,9 +17,16 @@ EXPERIMENT = pathlib.Path(__file__).resolve().parent.parent / "experiments" / "h
 
 # Printed by the article (seed 002), both by its PyTorch code and by its hand-computed NumPy code.
 PUBLISHED = [
-    "w_l1 = 1.58", "b_l1 = -0.14", "w_l2 = 2.45", "b_l2 = -0.11", "a_l2 = 0.8506",
-    "updated_w_l1 = 1.5814", "updated_b_l1 = -0.1383", "updated_w_l2 = 2.4529",
-    "updated_b_l2 = -0.1062", "updated_a_l2 = 0.8515",
+    "w_l1 = 1.58",
+    "b_l1 = -0.14",
+    "w_l2 = 2.45",
+    "b_l2 = -0.11",
+    "a_l2 = 0.8506",
+    "updated_w_l1 = 1.5814",
+    "updated_b_l1 = -0.1383",
+    "updated_w_l2 = 2.4529",
+    "updated_b_l2 = -0.1062",
+    "updated_a_l2 = 0.8515",
 ]
 
 
@@ -62,8 +69,12 @@ def _torch_values(torch) -> dict[str, float]:
     x, target = torch.tensor([0.8]), torch.tensor([1.0])
 
     def scalars(prefix):
-        return {f"{prefix}w_l1": net.hidden_layer.weight.item(), f"{prefix}b_l1": net.hidden_layer.bias.item(),
-                f"{prefix}w_l2": net.output_layer.weight.item(), f"{prefix}b_l2": net.output_layer.bias.item()}
+        return {
+            f"{prefix}w_l1": net.hidden_layer.weight.item(),
+            f"{prefix}b_l1": net.hidden_layer.bias.item(),
+            f"{prefix}w_l2": net.output_layer.weight.item(),
+            f"{prefix}b_l2": net.output_layer.bias.item(),
+        }
 
     before = scalars("")
     output = net(x)
@@ -80,7 +91,7 @@ def test_prints_topology_then_the_published_values_twice(hello, torch, tmp_path,
     lines = capsys.readouterr().out.splitlines()
     topology = f"network topology: {_torch_net(torch)}".splitlines()  # as torch prints the module
     assert lines[: len(topology)] == topology
-    rest = lines[len(topology):]
+    rest = lines[len(topology) :]
     assert rest == PUBLISHED + ["hand-computed (plain jnp, no autodiff):"] + PUBLISHED
     assert (tmp_path / "output.txt").read_text().splitlines() == lines
 
@@ -119,15 +130,18 @@ def _torch_run(torch, steps, lr, dtype):
         loss.backward()
         optimizer.step()
         losses.append(loss.item())
-    params = [net.hidden_layer.weight.item(), net.hidden_layer.bias.item(),
-              net.output_layer.weight.item(), net.output_layer.bias.item()]
+    params = [
+        net.hidden_layer.weight.item(),
+        net.hidden_layer.bias.item(),
+        net.output_layer.weight.item(),
+        net.output_layer.bias.item(),
+    ]
     return np.array(params), np.array(losses)
 
 
 def _flat(params):
     hl, ol = params["params"]["hidden_layer"], params["params"]["output_layer"]
-    return np.array([float(hl["kernel"][0, 0]), float(hl["bias"][0]), float(ol["kernel"][0, 0]),
-                     float(ol["bias"][0])])
+    return np.array([float(hl["kernel"][0, 0]), float(hl["bias"][0]), float(ol["kernel"][0, 0]), float(ol["bias"][0])])
 
 
 @pytest.mark.parametrize("steps,lr", [(1, 0.1), (1000, 0.1), (300, 0.5)])
@@ -149,8 +163,10 @@ def test_hello_train_equals_torch_sgd_float32(torch):
     np.testing.assert_allclose(_flat(params), expected_params, rtol=1e-5, atol=0)
 
 
-@pytest.mark.parametrize("kwargs,culprit", [({"steps": 0}, "steps"), ({"steps": 3, "lr": -0.1}, "lr"),
-                                            ({"steps": 3, "x": jnp.ones((1, 1))}, "x and y")])
+@pytest.mark.parametrize(
+    "kwargs,culprit",
+    [({"steps": 0}, "steps"), ({"steps": 3, "lr": -0.1}, "lr"), ({"steps": 3, "x": jnp.ones((1, 1))}, "x and y")],
+)
 def test_hello_train_rejects_bad_arguments(kwargs, culprit):
     with pytest.raises(ValueError, match=culprit):
         smallnets.hello_train(smallnets.hello_params(), **kwargs)

@@ -1,4 +1,5 @@
 """fnnet.interop: torch state_dict <-> Flax params, bit-exact, with named errors."""
+
 from __future__ import annotations
 
 import flax.linen as nn
@@ -61,8 +62,9 @@ def test_named_layers_pair_by_name_whatever_the_order(torch):
     params = torch_to_flax(net.state_dict(), _template(BinaryClassifier(), 5))
     assert list(params["params"]) == ["hidden1", "hidden2", "output"]
     for name in ("hidden1", "hidden2", "output"):
-        np.testing.assert_array_equal(np.asarray(params["params"][name]["kernel"]),
-                                      getattr(net, name).weight.detach().numpy().T)
+        np.testing.assert_array_equal(
+            np.asarray(params["params"][name]["kernel"]), getattr(net, name).weight.detach().numpy().T
+        )
     _assert_same_bits({k: flax_to_torch(params)[k] for k in net.state_dict()}, net.state_dict())
 
 
@@ -75,8 +77,9 @@ def test_sorted_templates_keep_dense_n_in_numeric_order(torch):
     assert list(template["params"])[2] == "Dense_10"
     params = torch_to_flax(net.state_dict(), template)
     for i in range(12):
-        np.testing.assert_array_equal(np.asarray(params["params"][f"Dense_{i}"]["bias"]),
-                                      net[2 * i].bias.detach().numpy())
+        np.testing.assert_array_equal(
+            np.asarray(params["params"][f"Dense_{i}"]["bias"]), net[2 * i].bias.detach().numpy()
+        )
     prefixes = [str(2 * i) for i in range(12)]
     _assert_same_bits(flax_to_torch(params, prefixes=prefixes), net.state_dict())
 
@@ -94,8 +97,7 @@ def test_explicit_layer_order_and_unwrapped_params(torch):
     assert set(params) == {"a", "b"}
     x = np.random.default_rng(0).normal(size=(5, 4)).astype(np.float32)
     expected = net(torch.from_numpy(x)).detach().numpy()
-    np.testing.assert_allclose(np.asarray(Reversed().apply({"params": params}, x)), expected,
-                               rtol=1e-6, atol=1e-6)
+    np.testing.assert_allclose(np.asarray(Reversed().apply({"params": params}, x)), expected, rtol=1e-6, atol=1e-6)
     _assert_same_bits(flax_to_torch(params, prefixes=["0", "1"], layers=["b", "a"]), net.state_dict())
 
 
@@ -129,23 +131,39 @@ def _linear_sd(torch, *shapes, bias=True, dtype="float32"):
 @pytest.mark.parametrize(
     "make_sd,message",
     [
-        (lambda t: _linear_sd(t, (7, 6), (3, 7)),
-         "state_dict has 2 Linear layers ['0', '2'] but the Flax template has 3 Dense layers"),
-        (lambda t: _linear_sd(t, (7, 4), (5, 7), (3, 5)),
-         "state_dict['0.weight'] has shape (7, 4) but Flax layer 'Dense_0' has kernel shape (6, 7), "
-         "so it needs a torch weight of shape (7, 6) (out, in)"),
-        (lambda t: _linear_sd(t, (7, 6), (5, 7), (3, 4)),
-         "state_dict['4.weight'] has shape (3, 4) but Flax layer 'Dense_2' has kernel shape (5, 3)"),
-        (lambda t: {**_linear_sd(t, (7, 6), (5, 7), (3, 5)), "2.bias": t.zeros(6)},
-         "state_dict['2.bias'] has shape (6,) but Flax layer 'Dense_1' has bias shape (5,)"),
-        (lambda t: _linear_sd(t, (7, 6), (5, 7), (3, 5), bias=False),
-         "Flax layer 'Dense_0' has bias but state_dict has no '0.bias'"),
-        (lambda t: {k: v for k, v in _linear_sd(t, (7, 6), (5, 7), (3, 5)).items() if k != "2.weight"},
-         "state_dict has '2.bias' but no '2.weight'"),
-        (lambda t: {**_linear_sd(t, (7, 6), (5, 7), (3, 5)), "1.running_mean": t.zeros(7)},
-         "state_dict key '1.running_mean' is not '<prefix>.weight' or '<prefix>.bias' of an nn.Linear"),
-        (lambda t: _linear_sd(t, (7, 6), (5, 7), (3, 5), dtype="float64"),
-         "state_dict['0.weight'] is float64 but jax_enable_x64 is off"),
+        (
+            lambda t: _linear_sd(t, (7, 6), (3, 7)),
+            "state_dict has 2 Linear layers ['0', '2'] but the Flax template has 3 Dense layers",
+        ),
+        (
+            lambda t: _linear_sd(t, (7, 4), (5, 7), (3, 5)),
+            "state_dict['0.weight'] has shape (7, 4) but Flax layer 'Dense_0' has kernel shape (6, 7), "
+            "so it needs a torch weight of shape (7, 6) (out, in)",
+        ),
+        (
+            lambda t: _linear_sd(t, (7, 6), (5, 7), (3, 4)),
+            "state_dict['4.weight'] has shape (3, 4) but Flax layer 'Dense_2' has kernel shape (5, 3)",
+        ),
+        (
+            lambda t: {**_linear_sd(t, (7, 6), (5, 7), (3, 5)), "2.bias": t.zeros(6)},
+            "state_dict['2.bias'] has shape (6,) but Flax layer 'Dense_1' has bias shape (5,)",
+        ),
+        (
+            lambda t: _linear_sd(t, (7, 6), (5, 7), (3, 5), bias=False),
+            "Flax layer 'Dense_0' has bias but state_dict has no '0.bias'",
+        ),
+        (
+            lambda t: {k: v for k, v in _linear_sd(t, (7, 6), (5, 7), (3, 5)).items() if k != "2.weight"},
+            "state_dict has '2.bias' but no '2.weight'",
+        ),
+        (
+            lambda t: {**_linear_sd(t, (7, 6), (5, 7), (3, 5)), "1.running_mean": t.zeros(7)},
+            "state_dict key '1.running_mean' is not '<prefix>.weight' or '<prefix>.bias' of an nn.Linear",
+        ),
+        (
+            lambda t: _linear_sd(t, (7, 6), (5, 7), (3, 5), dtype="float64"),
+            "state_dict['0.weight'] is float64 but jax_enable_x64 is off",
+        ),
     ],
 )
 def test_mismatches_raise_value_error_naming_key_and_shapes(torch, make_sd, message):
@@ -157,15 +175,20 @@ def test_mismatches_raise_value_error_naming_key_and_shapes(torch, make_sd, mess
 @pytest.mark.parametrize(
     "call,message",
     [
-        (lambda p: flax_to_torch(p, prefixes=["0", "2"]),
-         "prefixes ['0', '2'] name 2 layers but the Flax params have 3 Dense layers"),
+        (
+            lambda p: flax_to_torch(p, prefixes=["0", "2"]),
+            "prefixes ['0', '2'] name 2 layers but the Flax params have 3 Dense layers",
+        ),
         (lambda p: flax_to_torch(p, prefixes=["0", "0", "4"]), "prefixes must be distinct"),
-        (lambda p: flax_to_torch(p, layers=["Dense_0", "Dense_9", "Dense_1"]),
-         "layers ['Dense_9'] are not Dense layers of the template"),
-        (lambda p: flax_to_torch({"params": {"scale": jnp.ones(3)}}),
-         "Flax param 'scale' is not inside a Dense layer"),
-        (lambda p: flax_to_torch({"params": {"norm": {"kernel": jnp.ones((2, 2)), "scale": jnp.ones(2)}}}),
-         "Flax layer 'norm' has params ['scale'] besides kernel/bias"),
+        (
+            lambda p: flax_to_torch(p, layers=["Dense_0", "Dense_9", "Dense_1"]),
+            "layers ['Dense_9'] are not Dense layers of the template",
+        ),
+        (lambda p: flax_to_torch({"params": {"scale": jnp.ones(3)}}), "Flax param 'scale' is not inside a Dense layer"),
+        (
+            lambda p: flax_to_torch({"params": {"norm": {"kernel": jnp.ones((2, 2)), "scale": jnp.ones(2)}}}),
+            "Flax layer 'norm' has params ['scale'] besides kernel/bias",
+        ),
     ],
 )
 def test_flax_to_torch_errors(call, message):
@@ -184,4 +207,8 @@ def test_flax_layers_lists_paths_in_call_order():
     template = _template(Nested(), 4)
     assert flax_layers(template) == [("MLPModule_0", "Dense_0"), ("z",)]
     assert list(flax_to_torch(jax.tree.map(jnp.zeros_like, template))) == [
-        "MLPModule_0.Dense_0.weight", "MLPModule_0.Dense_0.bias", "z.weight", "z.bias"]
+        "MLPModule_0.Dense_0.weight",
+        "MLPModule_0.Dense_0.bias",
+        "z.weight",
+        "z.bias",
+    ]

@@ -10,6 +10,7 @@ float64 cases run 5 outer steps of ``max_iter=10`` (up to 50 iterations, and 5 s
 that the state carries across ``step`` calls as torch's does); float32 runs one outer step of
 ``max_iter=10`` (the first 10 iterations).
 """
+
 from __future__ import annotations
 
 import inspect
@@ -93,10 +94,7 @@ def _run_both(torch, problem, hp, dtype, steps):
     make_params, loss_fn, torch_loss = PROBLEMS[problem]
     params = make_params(dtype)
     tdtype = torch.float64 if dtype == jnp.float64 else torch.float32
-    tparams = [
-        torch.tensor(np.asarray(a), dtype=tdtype, requires_grad=True)
-        for a in jax.tree_util.tree_leaves(params)
-    ]
+    tparams = [torch.tensor(np.asarray(a), dtype=tdtype, requires_grad=True) for a in jax.tree_util.tree_leaves(params)]
     topt = torch.optim.LBFGS(tparams, **hp)
 
     def closure():
@@ -184,9 +182,7 @@ CASES_64 = {
     # opt_cond inside the loop, then steps that return right after their first evaluation
     "tolerance_grad": dict(max_iter=10, tolerance_grad=1e-2),
     "tolerance_change": dict(max_iter=10, lr=1e-3, tolerance_change=1e-3),  # |d*t| small
-    "tolerances_wolfe": dict(
-        max_iter=10, tolerance_grad=1e-2, tolerance_change=1e-4, line_search_fn="strong_wolfe"
-    ),
+    "tolerances_wolfe": dict(max_iter=10, tolerance_grad=1e-2, tolerance_change=1e-4, line_search_fn="strong_wolfe"),
     "max_iter_0": dict(max_iter=0),  # torch evaluates the loss and returns
 }
 # float32: one outer step (the first 10 iterations) of the history-100 sets (two compilations per

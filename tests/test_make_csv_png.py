@@ -1,4 +1,5 @@
 """experiments/make_csv_png.py: IDX -> the tutorial's CSV+PNG layout, read back by fnnet.data."""
+
 from __future__ import annotations
 
 import importlib.util
@@ -55,10 +56,13 @@ def test_converts_and_reads_back(script, tmp_path, capsys, with_labels):
     assert np.array_equal(np.asarray(Image.open(out / "train" / f"{first}.png").convert("L")), sample.train_images[0])
 
 
-@pytest.mark.parametrize("argv,message", [
-    (["--data-dir", "/nonexistent/fmnist"], "error: /nonexistent/fmnist: data directory not found"),
-    (["--limit", "0"], "error: --limit must be a positive integer, got 0"),
-])
+@pytest.mark.parametrize(
+    "argv,message",
+    [
+        (["--data-dir", "/nonexistent/fmnist"], "error: /nonexistent/fmnist: data directory not found"),
+        (["--limit", "0"], "error: --limit must be a positive integer, got 0"),
+    ],
+)
 def test_user_errors_are_one_line(script, tmp_path, capsys, argv, message):
     assert script.main(argv + ["--out", str(tmp_path / "o")]) == 2
     err = capsys.readouterr().err

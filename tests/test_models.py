@@ -1,4 +1,5 @@
 """fnnet.models against torch: nn.Linear's initialisation, forward passes, per-example dropout."""
+
 from __future__ import annotations
 
 import jax
@@ -47,8 +48,11 @@ def _torch_modules(torch):
     return {
         "hello": (Net, HelloNet(), 1),
         "binary": (Network, BinaryClassifier(), 5),
-        "mlp": (lambda: nn.Sequential(nn.Linear(6, 7), nn.ReLU(), nn.Linear(7, 5), nn.ReLU(),
-                                      nn.Linear(5, 3)), MLP((7, 5, 3)), 6),
+        "mlp": (
+            lambda: nn.Sequential(nn.Linear(6, 7), nn.ReLU(), nn.Linear(7, 5), nn.ReLU(), nn.Linear(5, 3)),
+            MLP((7, 5, 3)),
+            6,
+        ),
     }
 
 
@@ -77,9 +81,11 @@ def test_torch_init_bounds_and_statistics_match_nn_linear(torch, fan_in, feature
 @pytest.mark.parametrize("name", ["hello", "binary", "mlp"])
 def test_modules_use_the_chosen_init(init, name):
     """Every Dense layer: torch's U(+-1/sqrt(fan_in)) with a nonzero bias, or Flax's zero bias."""
-    model, n_in = {"hello": (HelloNet(init_scheme=init), 1),
-                   "binary": (BinaryClassifier(init_scheme=init), 5),
-                   "mlp": (MLP((300, 7), init=init), 400)}[name]
+    model, n_in = {
+        "hello": (HelloNet(init_scheme=init), 1),
+        "binary": (BinaryClassifier(init_scheme=init), 5),
+        "mlp": (MLP((300, 7), init=init), 400),
+    }[name]
     params = jax.jit(model.init)(jax.random.key(0), jnp.zeros((1, n_in)))["params"]
     for layer_name, layer in params.items():
         bound = 1 / np.sqrt(layer["kernel"].shape[0])
@@ -163,14 +169,14 @@ def test_dropout_masks_depend_only_on_each_examples_key():
     params = jax.jit(model.init)(jax.random.key(1), x[:1])
     keys = _keys(10)
     whole = np.asarray(apply(params, x, dropout_keys=keys))
-    split = np.concatenate([apply(params, x[:3], dropout_keys=keys[:3]),
-                            apply(params, x[3:], dropout_keys=keys[3:])])
+    split = np.concatenate([apply(params, x[:3], dropout_keys=keys[:3]), apply(params, x[3:], dropout_keys=keys[3:])])
     # Same masks, but XLA's matmul may round differently for another batch size, hence 1e-6 (a
     # different mask changes an output by ~0.1).
     np.testing.assert_allclose(split, whole, rtol=1e-6, atol=1e-6)
     perm = np.array([7, 2, 9, 0, 1, 3, 8, 4, 6, 5])  # order within a batch does not matter either
-    np.testing.assert_allclose(np.asarray(apply(params, x[perm], dropout_keys=keys[perm])),
-                               whole[perm], rtol=1e-6, atol=1e-6)
+    np.testing.assert_allclose(
+        np.asarray(apply(params, x[perm], dropout_keys=keys[perm])), whole[perm], rtol=1e-6, atol=1e-6
+    )
     raw = apply(params, x, dropout_keys=_keys(10, typed=False))  # (batch, 2) uint32 keys
     np.testing.assert_array_equal(np.asarray(raw), whole)
     assert not np.allclose(np.asarray(apply(params, x)), whole)
@@ -182,14 +188,19 @@ def test_dropout_is_torchs_inverted_dropout_with_fold_in_masks(torch):
     """Same masks applied by hand in torch: ``h * mask / (1 - p)`` after each hidden ReLU."""
     rate = 0.3
     torch.manual_seed(0)
-    net = torch.nn.Sequential(torch.nn.Linear(6, 40), torch.nn.ReLU(), torch.nn.Linear(40, 30),
-                              torch.nn.ReLU(), torch.nn.Linear(30, 4))
+    net = torch.nn.Sequential(
+        torch.nn.Linear(6, 40), torch.nn.ReLU(), torch.nn.Linear(40, 30), torch.nn.ReLU(), torch.nn.Linear(30, 4)
+    )
     model = MLP((40, 30, 4), dropout_rate=rate)
     params = torch_to_flax(net.state_dict(), jax.eval_shape(model.init, jax.random.key(0), jnp.zeros((1, 6))))
     x = np.random.default_rng(1).normal(size=(64, 6)).astype(np.float32)
     keys = _keys(64)
-    masks = [np.asarray(jax.jit(jax.vmap(lambda k, i=i, w=w: jax.random.bernoulli(
-        jax.random.fold_in(k, i), 1 - rate, (w,))))(keys)) for i, w in enumerate((40, 30))]
+    masks = [
+        np.asarray(
+            jax.jit(jax.vmap(lambda k, i=i, w=w: jax.random.bernoulli(jax.random.fold_in(k, i), 1 - rate, (w,))))(keys)
+        )
+        for i, w in enumerate((40, 30))
+    ]
     for m in masks:  # the masks really drop about `rate` of the units
         assert abs(1 - m.mean() - rate) < 0.05
     h = torch.from_numpy(x)
@@ -209,10 +220,13 @@ def test_dropout_off_without_keys_or_at_rate_zero():
     np.testing.assert_array_equal(np.asarray(at_zero), plain)
 
 
-@pytest.mark.parametrize("keys,expected", [
-    (lambda: _keys(4), "dropout_keys must have shape (5,) (one key per example), got (4,)"),
-    (lambda: _keys(5, typed=False)[:, :1], "dropout_keys must have shape (5, 2)"),
-])
+@pytest.mark.parametrize(
+    "keys,expected",
+    [
+        (lambda: _keys(4), "dropout_keys must have shape (5,) (one key per example), got (4,)"),
+        (lambda: _keys(5, typed=False)[:, :1], "dropout_keys must have shape (5, 2)"),
+    ],
+)
 def test_dropout_keys_must_match_the_batch(keys, expected):
     model, x = MLP((8, 2), dropout_rate=0.5), jnp.ones((5, 4))
     params = jax.eval_shape(model.init, jax.random.key(0), x)

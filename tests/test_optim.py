@@ -8,6 +8,7 @@ alike. float64: final parameters after 50 steps equal torch's within 1e-10 (JAX:
 over the steps). float32: every one of the first 10 steps within 1e-5 of torch relative to the
 tensor's largest entry (float32 sums of the same terms in another order, in a few ulp per step).
 """
+
 from __future__ import annotations
 
 from functools import partial
@@ -120,10 +121,12 @@ def _init(dtype) -> dict:
     """Flax-layout params (nested dicts, Dense kernels (in, out)) as NumPy arrays."""
     rng = np.random.default_rng(7)
     tree = {
-        "mlp": {"params": {
-            "Dense_0": {"kernel": rng.normal(size=(2, 8)) * 0.7, "bias": rng.normal(size=(8,)) * 0.1},
-            "Dense_1": {"kernel": rng.normal(size=(8, 1)) * 0.4, "bias": np.zeros(1)},
-        }},
+        "mlp": {
+            "params": {
+                "Dense_0": {"kernel": rng.normal(size=(2, 8)) * 0.7, "bias": rng.normal(size=(8,)) * 0.1},
+                "Dense_1": {"kernel": rng.normal(size=(8, 1)) * 0.4, "bias": np.zeros(1)},
+            }
+        },
         "rosen": {"x": np.array([-1.2, 1.0, -0.5, 0.8])},
         "emb": {"table": rng.normal(size=(6, 3))},
     }
@@ -220,8 +223,7 @@ def torch64(torch):
 
 def _max_diff(jax_tree, torch_leaves) -> float:
     return max(
-        float(np.max(np.abs(np.asarray(a) - b)))
-        for a, b in zip(jax.tree.leaves(jax_tree), torch_leaves, strict=True)
+        float(np.max(np.abs(np.asarray(a) - b))) for a, b in zip(jax.tree.leaves(jax_tree), torch_leaves, strict=True)
     )
 
 
@@ -264,7 +266,10 @@ def test_float32_10_steps_match_torch(name, torch):
                 assert ours.dtype == jnp.float32
                 scale = float(np.max(np.abs(theirs)))
                 np.testing.assert_allclose(
-                    np.asarray(ours[step]), theirs, rtol=1e-5, atol=1e-5 * scale,
+                    np.asarray(ours[step]),
+                    theirs,
+                    rtol=1e-5,
+                    atol=1e-5 * scale,
                     err_msg=f"{name}({kwargs}) step {step}",
                 )
 
@@ -279,9 +284,7 @@ def test_schedule_lr_matches_torch(x64, torch64):
         diff = _max_diff(final, trajectory[-1])
         assert diff < 1e-10, f"{name}({kwargs}, lr={schedule_name}): {diff}"
         # the schedule mattered: torch with a constant lr = schedule(0) ends elsewhere
-        constant, _, _ = _run_torch(
-            torch64, name, {"lr": float(schedule(0))} | kwargs, params0, data, 50
-        )
+        constant, _, _ = _run_torch(torch64, name, {"lr": float(schedule(0))} | kwargs, params0, data, 50)
         assert _max_diff(final, constant[-1]) > 1e-4, f"{name} {schedule_name}"
 
 

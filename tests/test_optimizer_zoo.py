@@ -1,4 +1,5 @@
 """experiments/optimizer_zoo.py: every optimizer trains the same MLP as torch, in float64 to 1e-10."""
+
 from __future__ import annotations
 
 import importlib.util
@@ -8,8 +9,7 @@ import sys
 import pytest
 
 EXPERIMENT = pathlib.Path(__file__).resolve().parent.parent / "experiments" / "optimizer_zoo.py"
-NAMES = ["sgd", "adam", "adamw", "adagrad", "adadelta", "adamax", "asgd", "rmsprop", "rprop",
-         "sparse_adam", "lbfgs"]
+NAMES = ["sgd", "adam", "adamw", "adagrad", "adadelta", "adamax", "asgd", "rmsprop", "rprop", "sparse_adam", "lbfgs"]
 
 
 @pytest.fixture(scope="module")

@@ -6,6 +6,7 @@ devices must be set before JAX starts. float64: the per-step losses of a whole e
 within 1e-5 relative (partial sums are added in another order per layout; Adam amplifies it over
 hundreds of steps) and the accuracies within 0.5 points.
 """
+
 from __future__ import annotations
 
 import json
@@ -34,17 +35,29 @@ def _env():
 
 
 def _one(mode, dtype, devices):
-    out = subprocess.run([sys.executable, str(WORKER), mode, dtype, str(devices)], capture_output=True, text=True,
-                         env=_env(), timeout=600)
+    out = subprocess.run(
+        [sys.executable, str(WORKER), mode, dtype, str(devices)],
+        capture_output=True,
+        text=True,
+        env=_env(),
+        timeout=600,
+    )
     assert out.returncode == 0, out.stderr[-3000:]
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
 def _two_processes(dtype):
     port = _free_port()
-    procs = [subprocess.Popen([sys.executable, str(WORKER), "sharding", dtype, "2", "2", str(pid), str(port)],
-                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=_env())
-             for pid in (0, 1)]
+    procs = [
+        subprocess.Popen(
+            [sys.executable, str(WORKER), "sharding", dtype, "2", "2", str(pid), str(port)],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            env=_env(),
+        )
+        for pid in (0, 1)
+    ]
     outs = [p.communicate(timeout=600) for p in procs]
     for p, (_, err) in zip(procs, outs):
         assert p.returncode == 0, err[-3000:]

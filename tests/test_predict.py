@@ -3,6 +3,7 @@
 Expected labels come from the in-process Flax model (argmax of ``model.apply`` on the pixels
 divided by 255); predict.py must reproduce them exactly from the artifact alone.
 """
+
 from __future__ import annotations
 
 import csv
@@ -81,14 +82,17 @@ def _rows(text: str) -> list[list[str]]:
     return list(csv.reader(io.StringIO(text)))
 
 
-@pytest.mark.parametrize("layout, order, batch_size", [
-    ("png-folder", ["0", "3", "7", "10", "100"], 1024),
-    ("csv-test", IDS, 1024),
-    ("csv-test", IDS, 2),  # batches of 2, 2 and 1
-    ("csv-train", IDS, 1024),
-    ("idx-raw", ["0", "1", "2", "3", "4"], 1024),
-    ("idx-gz", ["0", "1", "2", "3", "4"], 3),
-])
+@pytest.mark.parametrize(
+    "layout, order, batch_size",
+    [
+        ("png-folder", ["0", "3", "7", "10", "100"], 1024),
+        ("csv-test", IDS, 1024),
+        ("csv-test", IDS, 2),  # batches of 2, 2 and 1
+        ("csv-train", IDS, 1024),
+        ("idx-raw", ["0", "1", "2", "3", "4"], 1024),
+        ("idx-gz", ["0", "1", "2", "3", "4"], 3),
+    ],
+)
 def test_predicts_each_layout(setup, tmp_path, capsys, layout, order, batch_size):
     model_dir, pixels, labels = setup
     images = {
@@ -98,8 +102,7 @@ def test_predicts_each_layout(setup, tmp_path, capsys, layout, order, batch_size
         "idx-raw": lambda: _idx(tmp_path / "t10k-images-idx3-ubyte", pixels, gz=False),
         "idx-gz": lambda: _idx(tmp_path / "t10k-images-idx3-ubyte.gz", pixels, gz=True),
     }[layout]()
-    rc = predict.main(["--model", str(model_dir), "--images", str(images),
-                       "--batch-size", str(batch_size)])
+    rc = predict.main(["--model", str(model_dir), "--images", str(images), "--batch-size", str(batch_size)])
     out, err = capsys.readouterr()
     assert (rc, err) == (0, "")
     rows = _rows(out)
@@ -137,8 +140,9 @@ def test_runs_without_importing_fnnet_or_flax(setup, tmp_path):
         "bad = sorted(m for m in sys.modules if m.split('.')[0] in ('fnnet', 'flax', 'optax'))\n"
         "print('imported:', bad)\n"
     )
-    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                          cwd=tmp_path, env=_env(), timeout=120)
+    proc = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, cwd=tmp_path, env=_env(), timeout=120
+    )
     assert proc.returncode == 0, proc.stderr
     lines = proc.stdout.splitlines()
     assert lines[-1] == "imported: []"
@@ -152,8 +156,14 @@ def test_truncated_artifact_one_error_line(setup, tmp_path):
     blob = (bad / "model.jaxexport").read_bytes()
     (bad / "model.jaxexport").write_bytes(blob[: len(blob) // 2])
     images = _idx(tmp_path / "images-idx3-ubyte", pixels, gz=False)
-    proc = subprocess.run([sys.executable, str(SCRIPT), "--model", str(bad), "--images", str(images)],
-                          capture_output=True, text=True, cwd=tmp_path, env=_env(), timeout=120)
+    proc = subprocess.run(
+        [sys.executable, str(SCRIPT), "--model", str(bad), "--images", str(images)],
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+        env=_env(),
+        timeout=120,
+    )
     assert proc.returncode == 2
     assert proc.stdout == ""
     assert "Traceback" not in proc.stderr
@@ -185,21 +195,41 @@ def _missing_png(root: pathlib.Path, pixels: np.ndarray) -> pathlib.Path:
     return root
 
 
-@pytest.mark.parametrize("make_images, extra, message", [
-    (lambda d, p: d / "nowhere", [], "no such file or folder"),
-    (lambda d, p: d, [], "no \\*.png files"),
-    (_bad_png_size, [], "3.png: image is 20x20, 0.png is 28x28"),
-    (_bad_csv, [], "test.csv: needs an 'id' column"),
-    (_missing_png, [], "7.png: image file not found"),
-    (lambda d, p: _idx(d / "x-idx3-ubyte", p[:, :20, :20], gz=False), [],
-     "images are 20x20 \\(400 pixels\\), the model takes 784"),
-    (lambda d, p: _write(d / "x.gz", gzip.compress(p.tobytes())[:100]), [], "corrupt gzip"),
-    (lambda d, p: _write(d / "x-idx1-ubyte", struct.pack(">4BI", 0, 0, 8, 1, 2) + b"\1\2"), [],
-     "expected an IDX images file"),
-    (lambda d, p: _write(d / "x.txt", b"hello"), [], "not an IDX uint8 file"),
-    (lambda d, p: _idx(d / "x-idx3-ubyte", p, gz=False), ["--batch-size", "0"], "--batch-size must be"),
-], ids=["missing-path", "empty-folder", "mixed-sizes", "csv-without-id", "missing-png", "wrong-size",
-        "corrupt-gzip", "idx1-labels", "not-idx", "batch-size-0"])
+@pytest.mark.parametrize(
+    "make_images, extra, message",
+    [
+        (lambda d, p: d / "nowhere", [], "no such file or folder"),
+        (lambda d, p: d, [], "no \\*.png files"),
+        (_bad_png_size, [], "3.png: image is 20x20, 0.png is 28x28"),
+        (_bad_csv, [], "test.csv: needs an 'id' column"),
+        (_missing_png, [], "7.png: image file not found"),
+        (
+            lambda d, p: _idx(d / "x-idx3-ubyte", p[:, :20, :20], gz=False),
+            [],
+            "images are 20x20 \\(400 pixels\\), the model takes 784",
+        ),
+        (lambda d, p: _write(d / "x.gz", gzip.compress(p.tobytes())[:100]), [], "corrupt gzip"),
+        (
+            lambda d, p: _write(d / "x-idx1-ubyte", struct.pack(">4BI", 0, 0, 8, 1, 2) + b"\1\2"),
+            [],
+            "expected an IDX images file",
+        ),
+        (lambda d, p: _write(d / "x.txt", b"hello"), [], "not an IDX uint8 file"),
+        (lambda d, p: _idx(d / "x-idx3-ubyte", p, gz=False), ["--batch-size", "0"], "--batch-size must be"),
+    ],
+    ids=[
+        "missing-path",
+        "empty-folder",
+        "mixed-sizes",
+        "csv-without-id",
+        "missing-png",
+        "wrong-size",
+        "corrupt-gzip",
+        "idx1-labels",
+        "not-idx",
+        "batch-size-0",
+    ],
+)
 def test_user_errors_one_line(setup, tmp_path, capsys, make_images, extra, message):
     model_dir, pixels, _ = setup
     images = make_images(tmp_path, pixels)
@@ -224,8 +254,12 @@ def _future_jax(d: pathlib.Path) -> None:
     blob = bytes(dataclasses.replace(exp, calling_convention_version=99).serialize())
     (d / "model.jaxexport").write_bytes(blob)
     contract = json.loads((d / "model.json").read_text())
-    contract |= {"artifact_bytes": len(blob), "artifact_sha256": hashlib.sha256(blob).hexdigest(),
-                 "calling_convention_version": 99, "jax_version": "9.9.9"}
+    contract |= {
+        "artifact_bytes": len(blob),
+        "artifact_sha256": hashlib.sha256(blob).hexdigest(),
+        "calling_convention_version": 99,
+        "jax_version": "9.9.9",
+    }
     (d / "model.json").write_text(json.dumps(contract))
 
 
@@ -235,15 +269,24 @@ def _flip_byte(d: pathlib.Path) -> None:
     (d / "model.jaxexport").write_bytes(bytes(blob))
 
 
-@pytest.mark.parametrize("damage, message", [
-    (_future_jax, r"model.jaxexport: artifact uses jax.export calling convention 99 \(written by "
-                  r"jax 9.9.9\); this jax .* reads only \d+..\d+$"),
-    (_flip_byte, r"model.jaxexport: truncated or corrupt artifact"),
-    (lambda d: (d / "model.jaxexport").unlink(), r"model.jaxexport: artifact file not found"),
-    (lambda d: (d / "model.json").write_text("[1, 2"), r"model.json: not valid JSON"),
-    (lambda d: (d / "model.json").write_text('{"format": "fnnet.export/1"}'),
-     r"model.json: malformed contract \(KeyError: 'input'\)"),
-], ids=["future-jax", "flipped-byte", "no-artifact", "bad-json", "malformed-contract"])
+@pytest.mark.parametrize(
+    "damage, message",
+    [
+        (
+            _future_jax,
+            r"model.jaxexport: artifact uses jax.export calling convention 99 \(written by "
+            r"jax 9.9.9\); this jax .* reads only \d+..\d+$",
+        ),
+        (_flip_byte, r"model.jaxexport: truncated or corrupt artifact"),
+        (lambda d: (d / "model.jaxexport").unlink(), r"model.jaxexport: artifact file not found"),
+        (lambda d: (d / "model.json").write_text("[1, 2"), r"model.json: not valid JSON"),
+        (
+            lambda d: (d / "model.json").write_text('{"format": "fnnet.export/1"}'),
+            r"model.json: malformed contract \(KeyError: 'input'\)",
+        ),
+    ],
+    ids=["future-jax", "flipped-byte", "no-artifact", "bad-json", "malformed-contract"],
+)
 def test_bad_model_one_error_line(setup, tmp_path, capsys, damage, message):
     model_dir, pixels, _ = setup
     bad = tmp_path / "model"

@@ -4,6 +4,7 @@
 ``ROSETTA_CASES`` dict (torch spelling -> case function) covers it. The torch spelling is the first
 cell of a row with its backticks removed. A section whose helper adds rows adds one line here.
 """
+
 from __future__ import annotations
 
 import importlib.util

@@ -1,5 +1,6 @@
 """fnnet.smallnets' scratch network and experiments/scratch_network.py: both modes equal the same loop
 in torch (float64), and the corrected mode is gradient descent (jax.grad) on half the squared error."""
+
 from __future__ import annotations
 
 import importlib.util
@@ -129,8 +130,7 @@ def test_bad_flags_are_one_error_line(scratch, tmp_path, capsys, argv, culprit):
 
 @pytest.mark.parametrize(
     "kwargs,culprit",
-    [({"epochs": 0}, "epochs"), ({"epochs": 10, "mode": "published"}, "mode"),
-     ({"epochs": 2.5}, "epochs")],
+    [({"epochs": 0}, "epochs"), ({"epochs": 10, "mode": "published"}, "mode"), ({"epochs": 2.5}, "epochs")],
 )
 def test_scratch_train_rejects_bad_arguments(kwargs, culprit):
     w0 = smallnets.scratch_init(jax.random.key(0))

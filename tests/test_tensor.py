@@ -4,6 +4,7 @@ Every case runs twice: "float32" with jax_enable_x64 off (1e-6 relative) and "fl
 (1e-12). Rows whose torch result is 64-bit check in the float32 run that fnnet raises the x64
 ValueError instead of downcasting.
 """
+
 from __future__ import annotations
 
 import importlib.util

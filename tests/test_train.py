@@ -1,4 +1,5 @@
 """fnnet.train: the pure step, scanned epochs, evaluation, and the no-zero_grad transform."""
+
 from __future__ import annotations
 
 import functools
@@ -92,12 +93,16 @@ def test_epoch_scan_equals_python_loop_of_steps_and_compiles_once(x64):
 
 def test_evaluate_chunking_is_exact():
     model, params, x, y = _mlp_problem(np.float32, n=53)
-    ev = functools.partial(fnnet.evaluate, model.apply, params, jnp.asarray(x), jnp.asarray(y), fnnet.losses.cross_entropy)
+    ev = functools.partial(
+        fnnet.evaluate, model.apply, params, jnp.asarray(x), jnp.asarray(y), fnnet.losses.cross_entropy
+    )
     whole, chunked = ev(chunk=1000), ev(chunk=7)  # 7 does not divide 53: the last chunk is padded
     logits = model.apply(params, jnp.asarray(x))
     np.testing.assert_array_equal(chunked["predictions"], np.argmax(np.asarray(logits), axis=1))
     np.testing.assert_array_equal(whole["predictions"], chunked["predictions"])
-    np.testing.assert_allclose(float(chunked["loss"]), float(fnnet.losses.cross_entropy(logits, jnp.asarray(y))), rtol=1e-6)
+    np.testing.assert_allclose(
+        float(chunked["loss"]), float(fnnet.losses.cross_entropy(logits, jnp.asarray(y))), rtol=1e-6
+    )
     correct = int(np.sum(np.argmax(np.asarray(logits), 1) == y))
     assert round(float(chunked["accuracy"]) * 53) == correct
     np.testing.assert_array_equal(fnnet.predict(model.apply, params, jnp.asarray(x), chunk=10), whole["predictions"])
@@ -124,16 +129,29 @@ def test_make_run_fn_equals_fit(recipe_name, x64):
     rng = np.random.default_rng(1)
     n = 512
     recipe = fnnet.RECIPES[recipe_name].with_overrides(epochs=3, batch_size=None if recipe_name != "strong" else 128)
-    splits = fnnet.Splits(train_x=rng.random((n, 784)), train_y=rng.integers(0, 10, n).astype(np.int32),
-                          val_x=rng.random((64, 784)), val_y=rng.integers(0, 10, 64).astype(np.int32),
-                          test_x=rng.random((8, 784)), test_y=None, test_ids=np.arange(8))
+    splits = fnnet.Splits(
+        train_x=rng.random((n, 784)),
+        train_y=rng.integers(0, 10, n).astype(np.int32),
+        val_x=rng.random((64, 784)),
+        val_y=rng.integers(0, 10, 64).astype(np.int32),
+        test_x=rng.random((8, 784)),
+        test_y=None,
+        test_ids=np.arange(8),
+    )
     state = fnnet.build_state(recipe, 0, n, dtype=jnp.float64)
     fitted, history = fnnet.fit(state, splits, recipe, seed=0)
-    run = fnnet.make_run_fn(fnnet.apparel.make_step(recipe), batch_size=recipe.batch_size or n, epochs=3,
-                            loss_fn=fnnet.make_loss(recipe))
+    run = fnnet.make_run_fn(
+        fnnet.apparel.make_step(recipe), batch_size=recipe.batch_size or n, epochs=3, loss_fn=fnnet.make_loss(recipe)
+    )
     data_key = jax.random.fold_in(jax.random.PRNGKey(0), 2)
-    ran, rows = run(state, jnp.asarray(splits.train_x), jnp.asarray(splits.train_y), jnp.asarray(splits.val_x),
-                    jnp.asarray(splits.val_y), data_key)
+    ran, rows = run(
+        state,
+        jnp.asarray(splits.train_x),
+        jnp.asarray(splits.train_y),
+        jnp.asarray(splits.val_x),
+        jnp.asarray(splits.val_y),
+        data_key,
+    )
     for key in ["train_loss", "val_loss", "val_accuracy"]:
         np.testing.assert_allclose(np.asarray(rows[key]), [r[key] for r in history], rtol=1e-12, err_msg=key)
     for a, b in zip(jax.tree.leaves(fitted.params), jax.tree.leaves(ran.params)):

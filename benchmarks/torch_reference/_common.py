@@ -1,4 +1,5 @@
 """Small helpers shared by the PyTorch reference scripts (no fnnet import: they stand alone)."""
+
 from __future__ import annotations
 
 import io

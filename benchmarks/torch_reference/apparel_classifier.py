@@ -11,6 +11,7 @@ written atomically after every epoch, then train/validation/test accuracy, ``sub
 ``metrics.json``, the four figures (losses, a sample image, the confusion matrix, predictions) and
 an exported model (``torch.export`` -> ``model.pt2``).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -24,11 +25,9 @@ import time
 import numpy as np
 import torch
 import torch.nn as nn
-
 from _common import save_figure, write_atomic
 
-CLASS_NAMES = ("T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker", "Bag",
-               "Ankle boot")
+CLASS_NAMES = ("T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot")
 
 
 def read_idx(path: pathlib.Path) -> np.ndarray:
@@ -36,7 +35,7 @@ def read_idx(path: pathlib.Path) -> np.ndarray:
     with opener(path, "rb") as f:
         raw = f.read()
     ndim = raw[3]
-    shape = tuple(int.from_bytes(raw[4 + 4 * i: 8 + 4 * i], "big") for i in range(ndim))
+    shape = tuple(int.from_bytes(raw[4 + 4 * i : 8 + 4 * i], "big") for i in range(ndim))
     return np.frombuffer(raw, np.uint8, offset=4 + 4 * ndim).reshape(shape)
 
 
@@ -65,8 +64,9 @@ def main(argv=None) -> int:
     test_labels = read_idx(find(d, "t10k-labels-idx1-ubyte"))
     train_x = (train_images.reshape(-1, 784) / 255.0).astype(np.float32)
     test_x = (test_images.reshape(-1, 784) / 255.0).astype(np.float32)
-    tr_x, val_x, tr_y, val_y = train_test_split(train_x, train_labels.astype(np.int64), test_size=0.1,
-                                                stratify=train_labels, random_state=args.seed)
+    tr_x, val_x, tr_y, val_y = train_test_split(
+        train_x, train_labels.astype(np.int64), test_size=0.1, stratify=train_labels, random_state=args.seed
+    )
     tr_x, tr_y = torch.from_numpy(tr_x), torch.from_numpy(tr_y)
     val_x, val_y = torch.from_numpy(val_x), torch.from_numpy(val_y)
     print(f"data: {d}: {len(tr_x)} train / {len(val_x)} validation / {len(test_x)} test images")
@@ -86,31 +86,45 @@ def main(argv=None) -> int:
         with torch.no_grad():
             output_val = model(val_x)
             loss_val = criterion(output_val, val_y)
-        row = {"epoch": epoch + 1, "train_loss": loss_train.item(), "val_loss": loss_val.item(),
-               "val_accuracy": (output_val.argmax(1) == val_y).float().mean().item()}
+        row = {
+            "epoch": epoch + 1,
+            "train_loss": loss_train.item(),
+            "val_loss": loss_val.item(),
+            "val_accuracy": (output_val.argmax(1) == val_y).float().mean().item(),
+        }
         history.append(row)
         buf = io.BytesIO()
-        torch.save({"epoch": epoch + 1, "model": model.state_dict(), "optimizer": optimizer.state_dict(),
-                    "history": history}, buf)
+        torch.save(
+            {"epoch": epoch + 1, "model": model.state_dict(), "optimizer": optimizer.state_dict(), "history": history},
+            buf,
+        )
         write_atomic(args.out / "checkpoints" / "last.pt", buf.getvalue())
-        print(f"epoch {epoch + 1:3d}/{args.epochs}  train_loss {row['train_loss']:.4f}  "
-              f"val_loss {row['val_loss']:.4f}  val_acc {row['val_accuracy']:.4f}  {time.perf_counter() - t0:.2f}s",
-              flush=True)
+        print(
+            f"epoch {epoch + 1:3d}/{args.epochs}  train_loss {row['train_loss']:.4f}  "
+            f"val_loss {row['val_loss']:.4f}  val_acc {row['val_accuracy']:.4f}  {time.perf_counter() - t0:.2f}s",
+            flush=True,
+        )
 
     model.eval()
     with torch.no_grad():
         train_pred = model(tr_x).argmax(1)
         val_pred = model(val_x).argmax(1)
         test_pred = model(torch.from_numpy(test_x)).argmax(1).numpy()
-    metrics = {"recipe": "tutorial", "seed": args.seed, "epochs": args.epochs,
-               "train_accuracy": (train_pred == tr_y).float().mean().item(),
-               "val_accuracy": (val_pred == val_y).float().mean().item(),
-               "test_accuracy": float(np.mean(test_pred == test_labels)), "history": history}
+    metrics = {
+        "recipe": "tutorial",
+        "seed": args.seed,
+        "epochs": args.epochs,
+        "train_accuracy": (train_pred == tr_y).float().mean().item(),
+        "val_accuracy": (val_pred == val_y).float().mean().item(),
+        "test_accuracy": float(np.mean(test_pred == test_labels)),
+        "history": history,
+    }
     matrix = np.zeros((10, 10), np.int64)
     np.add.at(matrix, (test_labels, test_pred), 1)
     metrics["per_class_accuracy"] = {CLASS_NAMES[c]: float(matrix[c, c] / max(1, matrix[c].sum())) for c in range(10)}
-    write_atomic(args.out / "submission.csv",
-                 "id,label\n" + "".join(f"{i},{p}\n" for i, p in enumerate(test_pred.tolist())))
+    write_atomic(
+        args.out / "submission.csv", "id,label\n" + "".join(f"{i},{p}\n" for i, p in enumerate(test_pred.tolist()))
+    )
     exported = torch.export.export(model, (torch.zeros(1, 784),))
     buf = io.BytesIO()
     torch.export.save(exported, buf)
@@ -149,8 +163,10 @@ def main(argv=None) -> int:
     save_figure(fig, args.out / "predictions.png")
     metrics["wall_time_s"] = time.perf_counter() - wall0
     write_atomic(args.out / "metrics.json", json.dumps(metrics, indent=2) + "\n")
-    print(f"done: train_acc {metrics['train_accuracy']:.4f}  val_acc {metrics['val_accuracy']:.4f}  "
-          f"test_acc {metrics['test_accuracy']:.4f}  wall {metrics['wall_time_s']:.1f}s  outputs in {args.out}")
+    print(
+        f"done: train_acc {metrics['train_accuracy']:.4f}  val_acc {metrics['val_accuracy']:.4f}  "
+        f"test_acc {metrics['test_accuracy']:.4f}  wall {metrics['wall_time_s']:.1f}s  outputs in {args.out}"
+    )
     return 0
 
 

@@ -7,6 +7,7 @@ The author's ``Network(5, 8, 4, 1)``, ``nn.BCELoss()``, ``optim.SGD(lr=0.1)``, t
 The data are the 100 rows of ``make_classification(100, 5, n_informative=3, random_state=101)``,
 read from the CSV that fnnet ships (so neither script pays for importing scikit-learn).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -16,7 +17,6 @@ import sys
 import numpy as np
 import torch
 import torch.nn as nn
-
 from _common import save_figure
 
 DATA = pathlib.Path(__file__).resolve().parents[2] / "fnnet" / "_data" / "binary_classification.csv"
@@ -63,8 +63,10 @@ def main(argv=None) -> int:
     model = Network()
     with torch.no_grad():
         untrained = model(X).view(-1).numpy()
-    print(f"untrained model: mean probability {untrained.mean():.4f} "
-          f"(min {untrained.min():.4f}, max {untrained.max():.4f})")
+    print(
+        f"untrained model: mean probability {untrained.mean():.4f} "
+        f"(min {untrained.min():.4f}, max {untrained.max():.4f})"
+    )
     losses = train(model, X, y, args.epochs)
     for i in [*range(0, args.epochs, 100), args.epochs - 1]:
         if i == args.epochs - 1 and i % 100 == 0:

@@ -6,6 +6,7 @@
 (``net.zero_grad(); loss.backward(); optimizer.step()``), then the article's hand computation with
 torch scalars; prints the same lines and writes ``output.txt`` like the fnnet experiment.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -14,7 +15,6 @@ import sys
 
 import torch
 import torch.nn as nn
-
 from _common import write_atomic
 
 
@@ -42,8 +42,12 @@ def main(argv=None) -> int:
     lines = [f"network topology: {net}"]
 
     def scalars(prefix):
-        return {f"{prefix}w_l1": net.hidden_layer.weight.item(), f"{prefix}b_l1": net.hidden_layer.bias.item(),
-                f"{prefix}w_l2": net.output_layer.weight.item(), f"{prefix}b_l2": net.output_layer.bias.item()}
+        return {
+            f"{prefix}w_l1": net.hidden_layer.weight.item(),
+            f"{prefix}b_l1": net.hidden_layer.bias.item(),
+            f"{prefix}w_l2": net.output_layer.weight.item(),
+            f"{prefix}b_l2": net.output_layer.bias.item(),
+        }
 
     x, target = torch.tensor([0.8]), torch.tensor([1.0])
     values = scalars("")
@@ -70,8 +74,12 @@ def main(argv=None) -> int:
     dc_da_l1 = w_l2 * dc_db_l2
     dc_db_l1 = sigmoid(z_l1) * (1 - sigmoid(z_l1)) * dc_da_l1
     dc_dw_l1 = a_l0 * dc_db_l1
-    up = {"updated_w_l1": w_l1 - dc_dw_l1 * 0.1, "updated_b_l1": b_l1 - dc_db_l1 * 0.1,
-          "updated_w_l2": w_l2 - dc_dw_l2 * 0.1, "updated_b_l2": b_l2 - dc_db_l2 * 0.1}
+    up = {
+        "updated_w_l1": w_l1 - dc_dw_l1 * 0.1,
+        "updated_b_l1": b_l1 - dc_db_l1 * 0.1,
+        "updated_w_l2": w_l2 - dc_dw_l2 * 0.1,
+        "updated_b_l2": b_l2 - dc_db_l2 * 0.1,
+    }
     updated_a_l1 = sigmoid(up["updated_w_l1"] * a_l0 + up["updated_b_l1"])
     updated_a_l2 = sigmoid(up["updated_w_l2"] * updated_a_l1 + up["updated_b_l2"])
     hand = {"w_l1": w_l1, "b_l1": b_l1, "w_l2": w_l2, "b_l2": b_l2, "a_l2": a_l2, **up, "updated_a_l2": updated_a_l2}

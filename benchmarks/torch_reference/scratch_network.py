@@ -7,6 +7,7 @@ The article's loop as published (``torch.randn`` weights, ``torch.mm``, one Pyth
 epoch); prints the same three lines and writes ``predictions.txt`` like the fnnet experiment. Used by
 ``benchmarks/run_all.py`` for the whole-process wall time a user waits for.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -14,7 +15,6 @@ import pathlib
 import sys
 
 import torch
-
 from _common import write_atomic
 
 
