@@ -1,4 +1,4 @@
-"""``torch.nn.functional`` losses as pure JAX functions, plus the ``torch.nn`` loss callables.
+"""``torch.nn.functional`` losses as pure JAX functions (their ``torch.nn`` modules are in ``fnnet.nn.loss``).
 
 Each function keeps torch 2.13's name, argument order, keywords and defaults (including the deprecated
 ``size_average``/``reduce``, which override ``reduction`` with torch's warning) and torch's reduction
@@ -17,11 +17,8 @@ cannot raise, and an out-of-range class index gives NaN instead.
 
 from __future__ import annotations
 
-import dataclasses
-import inspect
 import math
 import warnings
-from collections.abc import Callable
 from typing import Any
 
 import jax
@@ -476,43 +473,6 @@ def kl_div(
     return _reduce(loss, red)
 
 
-# ------------------------------------------------------------------------- torch.nn loss callables
-def _nn_loss(fn: Callable[..., Array], name: str, fields: tuple[str, ...]) -> type:
-    """A frozen dataclass ``name`` with torch.nn.<name>'s constructor arguments (same order and
-    defaults); calling it is ``fn(input, target, **fields)``."""
-    defaults = inspect.signature(fn).parameters
-
-    def __call__(self: Any, input: ArrayLike, target: ArrayLike) -> Array:  # noqa: N807 - the class's call
-        return fn(input, target, **{f: getattr(self, f) for f in fields})
-
-    cls = dataclasses.make_dataclass(
-        name,
-        [(f, Any, dataclasses.field(default=defaults[f].default)) for f in fields],
-        frozen=True,
-        namespace={"__call__": __call__, "__module__": __name__},
-    )
-    cls.__doc__ = f"``torch.nn.{name}``: ``{name}(...)(input, target)`` is ``{fn.__name__}``."
-    return cls
-
-
-MSELoss = _nn_loss(mse_loss, "MSELoss", ("size_average", "reduce", "reduction"))
-L1Loss = _nn_loss(l1_loss, "L1Loss", ("size_average", "reduce", "reduction"))
-SmoothL1Loss = _nn_loss(smooth_l1_loss, "SmoothL1Loss", ("size_average", "reduce", "reduction", "beta"))
-HuberLoss = _nn_loss(huber_loss, "HuberLoss", ("reduction", "delta"))
-BCELoss = _nn_loss(binary_cross_entropy, "BCELoss", ("weight", "size_average", "reduce", "reduction"))
-BCEWithLogitsLoss = _nn_loss(
-    binary_cross_entropy_with_logits,
-    "BCEWithLogitsLoss",
-    ("weight", "size_average", "reduce", "reduction", "pos_weight"),
-)
-CrossEntropyLoss = _nn_loss(
-    cross_entropy,
-    "CrossEntropyLoss",
-    ("weight", "size_average", "ignore_index", "reduce", "reduction", "label_smoothing"),
-)
-NLLLoss = _nn_loss(nll_loss, "NLLLoss", ("weight", "size_average", "ignore_index", "reduce", "reduction"))
-KLDivLoss = _nn_loss(kl_div, "KLDivLoss", ("size_average", "reduce", "reduction", "log_target"))
-
 __all__ = [
     "mse_loss",
     "l1_loss",
@@ -523,13 +483,4 @@ __all__ = [
     "cross_entropy",
     "nll_loss",
     "kl_div",
-    "MSELoss",
-    "L1Loss",
-    "SmoothL1Loss",
-    "HuberLoss",
-    "BCELoss",
-    "BCEWithLogitsLoss",
-    "CrossEntropyLoss",
-    "NLLLoss",
-    "KLDivLoss",
 ]

@@ -14,6 +14,7 @@ from fnnet.nn._ctc import *  # noqa: F401,F403
 from fnnet.nn._ctc import __all__ as _ctc_all
 from fnnet.nn._dropout import *  # noqa: F401,F403
 from fnnet.nn._dropout import __all__ as _dropout_all
+from fnnet.nn._linear import linear as linear
 from fnnet.nn._losses import *  # noqa: F401,F403
 from fnnet.nn._losses import __all__ as _losses_all
 from fnnet.nn._losses_extra import *  # noqa: F401,F403
