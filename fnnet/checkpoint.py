@@ -1,83 +1,215 @@
-"""Per-epoch checkpoints of a ``TrainState`` with orbax, and resume.
+"""Per-epoch checkpoints of a ``TrainState`` with orbax: atomic, verified, and refused when they belong
+to another run.
 
-orbax writes each checkpoint into a temporary directory and renames it into place only once it is
-complete, so a process killed at any moment (SIGKILL included) leaves either the previous
-checkpoint or the new one, never a torn one; unfinished temporaries are ignored on restore. The
-JSON ``meta`` item travels in the same atomic step as the arrays, so the run's history and the
-weights it describes can never disagree.
+* **Atomic.** orbax writes each checkpoint into a temporary directory and renames it into place only
+  once it is complete, so a process killed at any moment (SIGKILL included) leaves the previous
+  checkpoints and possibly the new one, never a torn one; unfinished temporaries are ignored. The
+  JSON ``meta`` item travels in the same atomic step as the arrays, so the run's history and the
+  weights it describes cannot disagree.
+* **Verified.** ``meta`` carries the SHA-256 of every array's bytes; a checkpoint whose files were
+  truncated or altered afterwards fails to restore or fails the digest, and :meth:`Checkpointer.restore_latest`
+  then says so (one line through ``log``) and falls back to the next newest intact one. The last
+  ``max_to_keep`` (default 2) complete checkpoints are kept. None intact: :class:`CheckpointError`.
+* **Refused for another run.** A checkpoint records the ``run_config`` it was written with; resuming
+  with a different one raises :class:`ConfigMismatchError`, listing each differing setting with both
+  values, rather than silently training a different run.
+* **Disk full.** A failed write raises ``OSError`` naming the checkpoint; earlier checkpoints stay.
 """
 
 from __future__ import annotations
 
+import hashlib
+import json
 import logging
 import os
 import pathlib
+import shutil
+import warnings
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import jax
+import numpy as np
 import orbax.checkpoint as ocp
 
 from fnnet.train import TrainState
 
-__all__ = ["Checkpointer", "state_tree", "replace_from_tree"]
+__all__ = ["CheckpointError", "Checkpointer", "ConfigMismatchError", "config_diff", "replace_from_tree", "state_tree"]
 
 # orbax logs every save at INFO through absl; a training run prints its own progress instead.
 logging.getLogger("absl").setLevel(logging.WARNING)
 
 
+class CheckpointError(ValueError):
+    """No usable checkpoint (all damaged, or one that does not fit this model and optimizer)."""
+
+
+class ConfigMismatchError(ValueError):
+    """The checkpoint was written by a run with other settings; ``differences`` maps each setting to
+    ``(checkpoint value, this run's value)``."""
+
+    def __init__(self, directory: pathlib.Path, differences: dict[str, tuple[Any, Any]]):
+        self.directory, self.differences = directory, differences
+        listed = "; ".join(f"{k}: checkpoint {a!r}, this run {b!r}" for k, (a, b) in differences.items())
+        super().__init__(
+            f"--resume refused: {directory} was written with other settings ({listed}); "
+            "rerun with the same settings, or start a new run in another --out"
+        )
+
+
 def state_tree(state: TrainState) -> dict[str, Any]:
-    """The array part of a ``TrainState`` (what a checkpoint holds)."""
-    return {"step": state.step, "params": state.params, "opt_state": state.opt_state, "key": state.key}
+    """The array part of a ``TrainState`` that a checkpoint holds (not the layers' own PRNG keys)."""
+    return {
+        "step": state.step,
+        "params": state.params,
+        "buffers": state.buffers,
+        "opt_state": state.opt_state,
+        "key": state.key,
+    }
 
 
-def replace_from_tree(state: TrainState, tree: dict[str, Any]) -> TrainState:
-    """``state`` with its arrays replaced by a restored ``state_tree``."""
-    return state.replace(step=tree["step"], params=tree["params"], opt_state=tree["opt_state"], key=tree["key"])
+def replace_from_tree(state: TrainState, tree: Mapping[str, Any]) -> TrainState:
+    """``state`` with its arrays replaced by a restored :func:`state_tree`."""
+    return state.replace(
+        step=tree["step"],
+        params=tree["params"],
+        buffers=tree["buffers"],
+        opt_state=tree["opt_state"],
+        key=tree["key"],
+    )
+
+
+def digest(tree: Any) -> str:
+    """SHA-256 over every leaf's dtype, shape and bytes, in tree order."""
+    h = hashlib.sha256()
+    for leaf in jax.tree.leaves(tree):
+        a = np.asarray(jax.device_get(leaf))
+        h.update(f"{a.dtype.str}{a.shape}".encode())
+        h.update(np.ascontiguousarray(a).tobytes())
+    return h.hexdigest()
+
+
+def config_diff(saved: Mapping[str, Any], current: Mapping[str, Any]) -> dict[str, tuple[Any, Any]]:
+    """``{setting: (saved value, current value)}`` for every setting that differs (missing -> None).
+
+    ``current`` is compared as it reads back from JSON (tuples become lists), as ``saved`` was stored.
+    """
+    current = json.loads(json.dumps(dict(current)))
+    keys = list(saved) + [k for k in current if k not in saved]
+    return {k: (saved.get(k), current.get(k)) for k in keys if saved.get(k) != current.get(k)}
 
 
 class Checkpointer:
     """Keeps the last ``max_to_keep`` epoch checkpoints under ``directory``.
 
-    ``save(epoch, state, meta)`` stores the state *after* ``epoch`` epochs (1-based) together with a
-    JSON-able ``meta`` dict; ``restore_latest(state)`` returns ``(epoch, state, meta)`` or ``None``.
-    Saving is synchronous: when ``save`` returns, the checkpoint is on disk.
+    ``save(epoch, state, meta)`` stores the state *after* ``epoch`` epochs (1-based) with a JSON-able
+    ``meta`` dict (``history``, ``run_config``); ``restore_latest(state, run_config=...)`` returns
+    ``(epoch, state, meta)`` from the newest intact checkpoint, or ``None`` when there is none at all.
+    Saving is synchronous: when ``save`` returns, the checkpoint is on disk. ``log`` receives one line
+    per damaged checkpoint skipped (default: a ``warnings.warn``).
     """
 
-    def __init__(self, directory: str | os.PathLike, *, max_to_keep: int = 2):
+    def __init__(self, directory: str | os.PathLike, *, max_to_keep: int = 2, log: Callable[[str], None] | None = None):
         if max_to_keep < 1:
             raise ValueError(f"max_to_keep must be >= 1, got {max_to_keep}")
         self.directory = pathlib.Path(directory).absolute()
+        self._log = log or (lambda line: warnings.warn(line, stacklevel=3))
         options = ocp.CheckpointManagerOptions(max_to_keep=max_to_keep, enable_async_checkpointing=False)
         self._manager = ocp.CheckpointManager(self.directory, options=options)
 
-    def save(self, epoch: int, state: TrainState, meta: dict[str, Any]) -> None:
-        args = ocp.args.Composite(state=ocp.args.StandardSave(state_tree(state)), meta=ocp.args.JsonSave(meta))
-        self._manager.save(epoch, args=args, force=True)
-        self._manager.wait_until_finished()
+    def path(self, epoch: int) -> pathlib.Path:
+        return self.directory / str(epoch)
+
+    def save(self, epoch: int, state: TrainState, meta: Mapping[str, Any]) -> None:
+        tree = state_tree(state)
+        meta = {**meta, "digest": digest(tree)}
+        args = ocp.args.Composite(state=ocp.args.StandardSave(tree), meta=ocp.args.JsonSave(meta))
+        try:
+            self._manager.save(epoch, args=args, force=True)
+            self._manager.wait_until_finished()
+        except Exception as err:  # orbax wraps the OSError of a full disk in its own exceptions
+            self._discard_partial(epoch)
+            raise OSError(f"could not write checkpoint {self.path(epoch)}: {_first_line(err)}") from err
+
+    def _discard_partial(self, epoch: int) -> None:
+        """Remove what a failed save left behind (orbax's temporary folder); finished ones stay."""
+        for partial in self.directory.glob(f"{epoch}.orbax-checkpoint-tmp*"):
+            shutil.rmtree(partial, ignore_errors=True)
+
+    def epochs(self) -> list[int]:
+        """Epochs of the complete checkpoints on disk, oldest first."""
+        self._manager.reload()
+        return sorted(self._manager.all_steps())
 
     def latest_epoch(self) -> int | None:
-        self._manager.reload()
-        return self._manager.latest_step()
+        epochs = self.epochs()
+        return epochs[-1] if epochs else None
+
+    def read_meta(self, epoch: int) -> dict[str, Any]:
+        """The JSON ``meta`` of checkpoint ``epoch`` (``CheckpointError`` when it cannot be read)."""
+        try:
+            restored = self._manager.restore(epoch, args=ocp.args.Composite(meta=ocp.args.JsonRestore()))
+            return dict(restored["meta"])
+        except Exception as err:
+            raise CheckpointError(f"checkpoint {self.path(epoch)} is damaged: {_first_line(err)}") from err
 
     def restore(self, epoch: int, state: TrainState) -> tuple[TrainState, dict[str, Any]]:
-        """Restore checkpoint ``epoch`` into the structure (and shardings) of ``state``."""
+        """Restore and verify checkpoint ``epoch`` into the structure (and shardings) of ``state``."""
+        meta = self.read_meta(epoch)
         abstract = jax.tree.map(ocp.utils.to_shape_dtype_struct, state_tree(state))
-        args = ocp.args.Composite(state=ocp.args.StandardRestore(abstract), meta=ocp.args.JsonRestore())
+        args = ocp.args.Composite(state=ocp.args.StandardRestore(abstract))
         try:
-            restored = self._manager.restore(epoch, args=args)
-        except (ValueError, KeyError, FileNotFoundError) as err:
-            raise ValueError(
-                f"checkpoint {self.directory / str(epoch)} does not match this run's model and optimizer "
-                f"({type(err).__name__}: {err}); start without --resume or use another --out"
+            tree = self._manager.restore(epoch, args=args)["state"]
+        except (ValueError, KeyError) as err:
+            raise CheckpointError(
+                f"checkpoint {self.path(epoch)} does not match this run's model and optimizer "
+                f"({type(err).__name__}: {_first_line(err)}); start without --resume or use another --out"
             ) from err
-        return replace_from_tree(state, restored["state"]), dict(restored["meta"])
+        except Exception as err:
+            raise CheckpointError(f"checkpoint {self.path(epoch)} is damaged: {_first_line(err)}") from err
+        if meta.get("digest") != digest(tree):
+            raise CheckpointError(f"checkpoint {self.path(epoch)} is damaged: its arrays fail the SHA-256 check")
+        return replace_from_tree(state, tree), meta
 
-    def restore_latest(self, state: TrainState) -> tuple[int, TrainState, dict[str, Any]] | None:
-        epoch = self.latest_epoch()
-        if epoch is None:
+    def restore_latest(
+        self, state: TrainState, *, run_config: Mapping[str, Any] | None = None
+    ) -> tuple[int, TrainState, dict[str, Any]] | None:
+        """The newest intact checkpoint as ``(epoch, state, meta)``; ``None`` when there is none.
+
+        A damaged checkpoint is reported through ``log`` and skipped. With ``run_config``, the
+        newest readable checkpoint's must equal it (:class:`ConfigMismatchError` otherwise).
+        """
+        epochs = self.epochs()
+        if not epochs:
             return None
-        restored, meta = self.restore(epoch, state)
-        return epoch, restored, meta
+        damaged = []
+        for epoch in reversed(epochs):
+            try:
+                meta = self.read_meta(epoch)
+                if run_config is not None:
+                    differences = config_diff(meta.get("run_config", {}), run_config)
+                    if differences:
+                        raise ConfigMismatchError(self.path(epoch), differences)
+                restored, meta = self.restore(epoch, state)
+            except ConfigMismatchError:
+                raise
+            except CheckpointError as err:
+                if "does not match this run" in str(err):
+                    raise
+                damaged.append(str(err))
+                older = [e for e in epochs if e < epoch]
+                self._log(f"{err}; " + (f"trying checkpoint {older[-1]}" if older else "no older checkpoint"))
+                continue
+            return epoch, restored, meta
+        raise CheckpointError(
+            f"no intact checkpoint in {self.directory} ({len(damaged)} damaged); "
+            "delete the folder to start over, or choose another --out"
+        )
 
     def close(self) -> None:
         self._manager.close()
+
+
+def _first_line(err: BaseException) -> str:
+    text = str(err).strip()
+    return text.splitlines()[0] if text else type(err).__name__

@@ -33,10 +33,12 @@ from typing import Any
 
 import jax
 import numpy as np
+from flax import nnx
 from jax import export as jax_export
 
 from fnnet._io import atomic_write_bytes
 from fnnet.data import CLASS_NAMES
+from fnnet.train import TrainState
 
 ARTIFACT_NAME = "model.jaxexport"
 CONTRACT_NAME = "model.json"
@@ -71,8 +73,7 @@ def _check_class_names(class_names: Any, where: str) -> list[str]:
 
 
 def export_classifier(
-    apply_fn: Callable[[Any, jax.Array], jax.Array],
-    params: Any,
+    model: Any,
     out_dir: str | os.PathLike[str],
     *,
     input_shape: Sequence[int] = (784,),
@@ -81,16 +82,17 @@ def export_classifier(
     class_names: Sequence[str] = CLASS_NAMES,
     platforms: Sequence[str] = ("cpu", "cuda"),
 ) -> tuple[pathlib.Path, pathlib.Path]:
-    """Export ``x -> apply_fn(params, x)`` (logits) to ``out_dir``; return (artifact, contract) paths.
+    """Export ``x -> model(x)`` (logits, eval mode) to ``out_dir``; return (artifact, contract) paths.
 
-    ``params`` are closed over, so they become constants of the StableHLO module and the artifact
-    is self-contained. The batch dimension is symbolic (``jax.export.symbolic_shape("batch")``).
+    ``model`` is an ``fnnet.nn`` model (any ``nnx.Module``; a copy runs in eval mode, the caller's
+    is not changed), a ``fnnet.train.TrainState``, or a function ``x -> logits``. Its state is closed
+    over, so it becomes constants of the StableHLO module and the artifact is self-contained. The
+    batch dimension is symbolic (``jax.export.symbolic_shape("batch")``).
     Lowering for ``cuda`` works on a CPU-only machine, so the default artifact runs on either.
     ``normalisation`` defaults to ``{"divide_by": 255.0}`` (pixels 0..255 to 0..1);
     ``class_names`` to the ten Fashion-MNIST classes (``fnnet.data.CLASS_NAMES``).
     """
-    if not callable(apply_fn):
-        raise TypeError(f"apply_fn must be callable apply_fn(params, x) -> logits, got {apply_fn!r}")
+    forward = _forward(model)
     shape = tuple(input_shape)
     if not shape or not all(isinstance(d, (int, np.integer)) and not isinstance(d, bool) and d > 0 for d in shape):
         raise ValueError(f"input_shape must be a non-empty tuple of positive ints (no batch dim), got {input_shape!r}")
@@ -109,13 +111,13 @@ def export_classifier(
 
     (batch,) = jax_export.symbolic_shape(BATCH_DIM)
     spec = jax.ShapeDtypeStruct((batch, *shape), np_dtype)
-    exported = jax_export.export(jax.jit(lambda x: apply_fn(params, x)), platforms=plats)(spec)
+    exported = jax_export.export(jax.jit(forward), platforms=plats)(spec)
     if len(exported.out_avals) != 1:
-        raise ValueError(f"apply_fn must return one logits array, got {len(exported.out_avals)} outputs")
+        raise ValueError(f"the model must return one logits array, got {len(exported.out_avals)} outputs")
     out = exported.out_avals[0]
     if out.ndim != 2 or out.shape[1] != len(names) or not np.issubdtype(out.dtype, np.floating):
         raise ValueError(
-            f"apply_fn(params, x) must return float logits of shape (batch, "
+            f"model(x) must return float logits of shape (batch, "
             f"{len(names)}) to match class_names, got {out.dtype}{list(out.shape)}"
         )
     blob = bytes(exported.serialize())
@@ -142,6 +144,25 @@ def export_classifier(
     atomic_write_bytes(artifact_path, blob)
     atomic_write_bytes(contract_path, (json.dumps(contract, indent=2) + "\n").encode())
     return artifact_path, contract_path
+
+
+def _forward(model: Any) -> Callable[[jax.Array], jax.Array]:
+    """``x -> logits`` of a model in eval mode, as a pure function of its state."""
+    if isinstance(model, TrainState):
+        graphdef, state = model.graphdef, (model.params, model.buffers, model.rest)
+    elif isinstance(model, nnx.Module):
+        graphdef, *state = nnx.split(model)
+    elif callable(model):
+        return model
+    else:
+        raise TypeError(f"model must be an nnx.Module, a TrainState or a function x -> logits, got {model!r}")
+
+    def forward(x: jax.Array) -> jax.Array:
+        module = nnx.merge(graphdef, *state)
+        module.eval()
+        return module(x)
+
+    return forward
 
 
 def _read_contract(path: pathlib.Path) -> dict[str, Any]:

@@ -11,8 +11,11 @@
   probabilities every ``every`` epochs (the tutorial's figure).
 
 This is principle 3 of DESIGN.md: a tiny network's torch loop pays Python and dispatch costs for
-every operation of every epoch, while here the loop is one compiled program. Each function is
-compiled once per static configuration (``epochs``, ``mode``, ``lr`` where noted) and dtype.
+every operation of every epoch, while here the loop is one compiled program: the project's one scan,
+:func:`fnnet.train.scan_batches`, in full-batch mode. Models go in and come out as ``fnnet.nn``
+modules; inside, they run as pure functions of their state (``nnx.split``/``nnx.merge``). Each
+function compiles once per static configuration (``epochs``/``steps``, ``mode``) and dtype; ``lr`` is
+traced, so a new learning rate reuses the compiled program.
 """
 
 from __future__ import annotations
@@ -23,10 +26,12 @@ from typing import Any
 import jax
 import jax.numpy as jnp
 import optax
+from flax import nnx
 
-from fnnet.losses import binary_cross_entropy, mse_loss
 from fnnet.models import BinaryClassifier, HelloNet
+from fnnet.nn.functional import binary_cross_entropy, mse_loss
 from fnnet.optim import sgd
+from fnnet.train import scan_batches
 
 __all__ = [
     "SCRATCH_MODES",
@@ -34,7 +39,7 @@ __all__ = [
     "scratch_init",
     "scratch_step",
     "scratch_train",
-    "hello_params",
+    "hello_net",
     "hello_data",
     "hello_train",
     "binary_init",
@@ -43,7 +48,6 @@ __all__ = [
     "binary_snapshots",
 ]
 
-Params = Any  # a Flax params pytree ({"params": {...}})
 Weights = dict[str, jax.Array]
 
 
@@ -52,9 +56,11 @@ def _check_count(value: int, name: str) -> None:
         raise ValueError(f"{name} must be a positive int, got {value!r}")
 
 
-def _check_lr(lr: float) -> None:
+def _check_lr(lr: float) -> jax.Array:
+    """A positive learning rate as a 0-d array (traced in the compiled run: no recompile per value)."""
     if isinstance(lr, bool) or not isinstance(lr, (int, float)) or not lr > 0:
         raise ValueError(f"lr must be a positive number, got {lr!r}")
+    return jnp.asarray(lr)
 
 
 # ------------------------------------------------------------------------------------- scratch
@@ -154,10 +160,11 @@ def _scratch_run(
     if X is None:  # the article's data, as constants of the compiled program
         X, y = scratch_data(w["wh"].dtype)
 
-    def body(_, carry):
-        return scratch_step(carry[0], X, y, lr, mode)
+    def step(w, batch):
+        return scratch_step(w, batch.x, batch.y, lr, mode)
 
-    return jax.lax.fori_loop(0, epochs, body, (w, jnp.zeros(y.shape, w["wh"].dtype)))
+    w, outputs = scan_batches(step, w, X, y, steps=epochs)
+    return w, outputs[-1]
 
 
 def scratch_train(
@@ -169,7 +176,7 @@ def scratch_train(
     lr: float = 0.1,
     mode: str = "corrected",
 ) -> tuple[Weights, jax.Array]:
-    """``epochs`` epochs of :func:`scratch_step` in one ``lax.fori_loop`` under one ``jit``.
+    """``epochs`` epochs of :func:`scratch_step` in one ``lax.scan`` under one ``jit``.
 
     Returns (final weights, the last epoch's ``output``: the forward pass *before* the last update,
     which is what the article prints after its loop). ``X``/``y`` default to :func:`scratch_data` in
@@ -181,18 +188,17 @@ def scratch_train(
         raise ValueError(f"mode must be one of {SCRATCH_MODES}, got {mode!r}")
     if (X is None) != (y is None):
         raise ValueError("pass both X and y, or neither (the article's data)")
-    return _scratch_run(w, X, y, lr, epochs=epochs, mode=mode)
+    return _scratch_run(w, X, y, jnp.asarray(lr, w["wh"].dtype), epochs=epochs, mode=mode)
 
 
 # --------------------------------------------------------------------------------------- hello
 
 _HELLO_INPUT, _HELLO_TARGET = 0.8, 1.0
-_HELLO = HelloNet()
 
 
-def hello_params(dtype: Any = jnp.float32) -> Params:
-    """The tutorial's hand-set weights w_l1=1.58, b_l1=-0.14, w_l2=2.45, b_l2=-0.11 (``HelloNet``)."""
-    return HelloNet.published_params(dtype)
+def hello_net(dtype: Any = None) -> HelloNet:
+    """The tutorial's network with its hand-set weights w_l1=1.58, b_l1=-0.14, w_l2=2.45, b_l2=-0.11."""
+    return HelloNet.published(dtype)
 
 
 def hello_data(dtype: Any = jnp.float32) -> tuple[jax.Array, jax.Array]:
@@ -200,83 +206,92 @@ def hello_data(dtype: Any = jnp.float32) -> tuple[jax.Array, jax.Array]:
     return jnp.full((1, 1), _HELLO_INPUT, dtype), jnp.full((1, 1), _HELLO_TARGET, dtype)
 
 
-@functools.partial(jax.jit, static_argnames=("steps", "lr"))
-def _hello_run(params: Params, x: jax.Array | None, y: jax.Array | None, *, steps: int, lr: float):
-    if x is None:  # the tutorial's data, as constants of the compiled program
-        x, y = hello_data(params["params"]["hidden_layer"]["kernel"].dtype)
-    tx = sgd(lr=lr)  # torch.optim.SGD as an optax GradientTransformation
+def _sgd_run(graphdef, params, rest, x, y, lr, loss_fn, steps: int, every: int = 0):
+    """``steps`` full-batch ``torch.optim.SGD(lr)`` steps of ``loss_fn(model(x), y)`` through
+    :func:`scan_batches`; with ``every`` > 0, the model's outputs after every ``every`` steps too."""
+    tx = sgd(lr=lr)
 
-    def loss_fn(p):
-        return mse_loss(_HELLO.apply(p, x), y)  # nn.MSELoss(): mean of squares, no 1/2
-
-    def body(carry, _):
+    def step(carry, batch):
         p, opt_state = carry
-        loss, grads = jax.value_and_grad(loss_fn)(p)  # zero_grad(); loss.backward()
+
+        def objective(p):
+            return loss_fn(nnx.merge(graphdef, p, rest)(batch.x), batch.y)
+
+        loss, grads = jax.value_and_grad(objective)(p)  # zero_grad(); loss.backward(): fresh gradients
         updates, opt_state = tx.update(grads, opt_state, p)  # optimizer.step()
         return (optax.apply_updates(p, updates), opt_state), loss
 
-    (params, _), losses = jax.lax.scan(body, (params, tx.init(params)), length=steps)
-    return params, losses
+    carry = (params, tx.init(params))
+    if not every:
+        (params, _), losses = scan_batches(step, carry, x, y, steps=steps)
+        return params, losses
+
+    def block(carry, _):
+        carry, _ = scan_batches(step, carry, x, y, steps=every)
+        return carry, nnx.merge(graphdef, carry[0], rest)(x)
+
+    return jax.lax.scan(block, carry, length=steps // every)[1]
+
+
+def _hello_loss(out: jax.Array, target: jax.Array) -> jax.Array:
+    return mse_loss(out, target)  # nn.MSELoss(): mean of squares, no 1/2
+
+
+@functools.partial(jax.jit, static_argnames=("graphdef", "steps"))
+def _hello_run(graphdef, params, rest, x, y, lr, *, steps: int):
+    if x is None:  # the tutorial's data, as constants of the compiled program
+        x, y = hello_data(jax.tree.leaves(params)[0].dtype)
+    return _sgd_run(graphdef, params, rest, x, y, lr, _hello_loss, steps)
 
 
 def hello_train(
-    params: Params, x: jax.Array | None = None, y: jax.Array | None = None, *, steps: int, lr: float = 0.1
-) -> tuple[Params, jax.Array]:
-    """``steps`` iterations of ``net.zero_grad(); loss.backward(); optim.SGD(lr).step()`` in one ``lax.scan``.
+    net: HelloNet, x: jax.Array | None = None, y: jax.Array | None = None, *, steps: int, lr: float = 0.1
+) -> tuple[HelloNet, jax.Array]:
+    """``steps`` iterations of ``net.zero_grad(); loss.backward(); optim.SGD(lr).step()`` in one scan.
 
-    Returns (params after the last step, the ``nn.MSELoss`` of every step before its update, shape
-    ``(steps,)``). ``x``/``y`` default to :func:`hello_data` in the params' dtype. No gradient buffers
-    exist, so there is nothing to zero: ``jax.value_and_grad`` returns fresh gradients. ``steps`` and
-    ``lr`` are static (``fnnet.optim.sgd`` validates ``lr`` as a Python number).
+    Returns (a new ``HelloNet`` holding the weights after the last step, the ``nn.MSELoss`` of every
+    step before its update, shape ``(steps,)``); ``net`` itself is unchanged. ``x``/``y`` default to
+    :func:`hello_data` in the weights' dtype. No gradient buffers exist, so there is nothing to zero:
+    ``jax.value_and_grad`` returns fresh gradients.
     """
     _check_count(steps, "steps")
-    _check_lr(lr)
+    lr = _check_lr(lr)
     if (x is None) != (y is None):
         raise ValueError("pass both x and y, or neither (the tutorial's 0.8 -> 1)")
-    return _hello_run(params, x, y, steps=steps, lr=float(lr))
+    graphdef, params, rest = nnx.split(net, nnx.Param, ...)
+    params, losses = _hello_run(graphdef, params, rest, x, y, lr, steps=steps)
+    return nnx.merge(graphdef, params, rest), losses
 
 
 # -------------------------------------------------------------------------------------- binary
 
-_BINARY = BinaryClassifier()  # n_hidden1=8, n_hidden2=4, n_output=1, torch-style init
 _BINARY_FEATURES = 5
 
 
-@functools.partial(jax.jit, static_argnames=("dtype",))
-def _binary_init(key: jax.Array, dtype: Any) -> Params:
-    return BinaryClassifier(param_dtype=dtype).init(key, jnp.zeros((1, _BINARY_FEATURES), dtype))
+def binary_init(key: jax.Array | int, dtype: Any = None) -> BinaryClassifier:
+    """A fresh ``Network(5, 8, 4, 1)``, initialised like ``nn.Linear`` from ``key`` (an int seed or a
+    key; other numbers than torch's)."""
+    seed = key if isinstance(key, int) else jax.random.key_data(key) if _typed(key) else jnp.asarray(key)
+    return BinaryClassifier(dtype=dtype, rngs=nnx.Rngs(seed))
 
 
-def binary_init(key: jax.Array, dtype: Any = jnp.float32) -> Params:
-    """Initial weights of a fresh ``Network(5, 8, 4, 1)``, drawn like ``nn.Linear``'s (other numbers than torch's)."""
-    return _binary_init(key, jnp.dtype(dtype))
+def _typed(key: Any) -> bool:
+    return hasattr(key, "dtype") and jnp.issubdtype(key.dtype, jax.dtypes.prng_key)
 
 
-def _predict(params: Params, X: jax.Array) -> jax.Array:
-    return _BINARY.apply(params, X).reshape(X.shape[0])
-
-
-@jax.jit
-def binary_predict(params: Params, X: jax.Array) -> jax.Array:
+def binary_predict(model: BinaryClassifier, X: jax.Array) -> jax.Array:
     """The network's probabilities as an ``[N]`` vector (its ``[N, 1]`` output, reshaped)."""
-    return _predict(params, X)
+    graphdef, state = nnx.split(model)
+    return _binary_predict(graphdef, state, X)
 
 
-def _binary_epoch(tx: optax.GradientTransformation, X: jax.Array, y: jax.Array):
-    """The tutorial's five-step loop as a scan body ``(params, opt_state) -> (..., loss)``."""
+@functools.partial(jax.jit, static_argnames=("graphdef",))
+def _binary_predict(graphdef, state, X):
+    return nnx.merge(graphdef, state)(X).reshape(X.shape[0])
 
-    def epoch(carry, _):
-        params, opt_state = carry
 
-        def loss_fn(p):
-            return binary_cross_entropy(_predict(p, X), y)  # 1. forward, 2. nn.BCELoss (mean)
-
-        # 3.-4. zero_grad + backward: jax.grad returns fresh gradients, nothing accumulates.
-        loss, grads = jax.value_and_grad(loss_fn)(params)
-        updates, opt_state = tx.update(grads, opt_state, params)  # 5. optimizer.step()
-        return (optax.apply_updates(params, updates), opt_state), loss
-
-    return epoch
+def _binary_loss(out: jax.Array, target: jax.Array) -> jax.Array:
+    return binary_cross_entropy(out.reshape(target.shape), target)  # nn.BCELoss() (mean), [N,1] -> [N]
 
 
 def _check_binary_data(X: jax.Array, y: jax.Array) -> None:
@@ -288,50 +303,37 @@ def _check_binary_data(X: jax.Array, y: jax.Array) -> None:
         )
 
 
-@functools.partial(jax.jit, static_argnames=("epochs", "lr"))
-def _binary_run(params: Params, X: jax.Array, y: jax.Array, *, epochs: int, lr: float):
-    tx = sgd(lr=lr)
-    (params, _), losses = jax.lax.scan(_binary_epoch(tx, X, y), (params, tx.init(params)), length=epochs)
-    return params, losses
+@functools.partial(jax.jit, static_argnames=("graphdef", "steps", "every"))
+def _binary_run(graphdef, params, rest, X, y, lr, *, steps: int, every: int):
+    return _sgd_run(graphdef, params, rest, X, y, lr, _binary_loss, steps, every)
 
 
 def binary_train(
-    params: Params, X: jax.Array, y: jax.Array, *, epochs: int, lr: float = 0.1
-) -> tuple[Params, jax.Array]:
-    """``epochs`` full-batch ``optim.SGD(lr)`` steps on ``nn.BCELoss`` in one ``lax.scan``.
+    model: BinaryClassifier, X: jax.Array, y: jax.Array, *, epochs: int, lr: float = 0.1
+) -> tuple[BinaryClassifier, jax.Array]:
+    """``epochs`` full-batch ``optim.SGD(lr)`` steps on ``nn.BCELoss`` in one scan.
 
-    Returns (params, the loss of every epoch before its update, shape ``(epochs,)``). ``X`` is
-    ``(N, 5)``, ``y`` is ``(N,)`` (the model's ``[N, 1]`` output is reshaped to match: torch 2.13
-    rejects the tutorial's mismatched shapes). ``epochs`` and ``lr`` are static.
+    Returns (a new trained model, the loss of every epoch before its update, shape ``(epochs,)``);
+    ``model`` is unchanged. ``X`` is ``(N, 5)``, ``y`` is ``(N,)`` (the model's ``[N, 1]`` output is
+    reshaped to match: torch 2.13 rejects the tutorial's mismatched shapes).
     """
     _check_count(epochs, "epochs")
-    _check_lr(lr)
+    lr = _check_lr(lr)
     _check_binary_data(X, y)
-    return _binary_run(params, X, y, epochs=epochs, lr=float(lr))
-
-
-@functools.partial(jax.jit, static_argnames=("snapshots", "every", "lr"))
-def _binary_snapshots_run(
-    params: Params, X: jax.Array, y: jax.Array, *, snapshots: int, every: int, lr: float
-) -> jax.Array:
-    tx = sgd(lr=lr)
-    epoch = _binary_epoch(tx, X, y)
-
-    def block(carry, _):
-        carry, _ = jax.lax.scan(epoch, carry, length=every)
-        return carry, _predict(carry[0], X)
-
-    _, probs = jax.lax.scan(block, (params, tx.init(params)), length=snapshots)
-    return probs
+    graphdef, params, rest = nnx.split(model, nnx.Param, ...)
+    params, losses = _binary_run(graphdef, params, rest, X, y, lr, steps=epochs, every=0)
+    return nnx.merge(graphdef, params, rest), losses
 
 
 def binary_snapshots(
-    params: Params, X: jax.Array, y: jax.Array, *, snapshots: int, every: int, lr: float = 0.1
+    model: BinaryClassifier, X: jax.Array, y: jax.Array, *, snapshots: int, every: int, lr: float = 0.1
 ) -> jax.Array:
     """Train ``snapshots * every`` epochs as :func:`binary_train`; the probabilities after every
     ``every`` epochs, shape ``(snapshots, N)`` (the tutorial plots them every 20 of 200 epochs)."""
     _check_count(snapshots, "snapshots")
     _check_count(every, "every")
-    _check_lr(lr)
+    lr = _check_lr(lr)
     _check_binary_data(X, y)
-    return _binary_snapshots_run(params, X, y, snapshots=snapshots, every=every, lr=float(lr))
+    graphdef, params, rest = nnx.split(model, nnx.Param, ...)
+    probs = _binary_run(graphdef, params, rest, X, y, lr, steps=snapshots * every, every=every)
+    return probs.reshape(snapshots, X.shape[0])

@@ -1,0 +1,231 @@
+"""The apparel (Fashion-MNIST) case study's recipes: data preparation, models, optimizers, losses.
+
+Config is data (DESIGN.md principle 7): a :class:`Recipe` is a frozen dataclass, and the recipes of
+``experiments/apparel_classifier.py`` are in :data:`RECIPES`. Everything here is built from the fnnet
+library (``fnnet.models``, ``fnnet.nn``, ``fnnet.optim``, ``fnnet.train``); training itself is the
+library's generic ``fnnet.fit``. This module belongs to the experiments, not to the library: it
+knows about one data set and one application.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+from collections.abc import Callable
+from typing import Any, NamedTuple
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+from flax import nnx
+
+import fnnet
+from fnnet.nn import functional as F
+
+__all__ = [
+    "RECIPES",
+    "Recipe",
+    "Splits",
+    "augment_shift_flip",
+    "build_model",
+    "build_state",
+    "features",
+    "input_normalisation",
+    "make_loss",
+    "make_optimizer",
+    "make_step",
+    "prepare_splits",
+    "steps_per_epoch",
+]
+
+
+@dataclasses.dataclass(frozen=True)
+class Recipe:
+    """Hyperparameters of one way to train a classifier on the apparel images."""
+
+    name: str
+    epochs: int
+    batch_size: int | None  # None: full batch, one step per epoch over all training images
+    lr: float
+    model: str = "mlp"  # "mlp" (784-500-10)
+    optimizer: str = "adam"  # "adam" (torch.optim.Adam) or "adamw" (torch.optim.AdamW)
+    weight_decay: float = 0.0
+    schedule: str = "constant"  # "constant" or "warmup_cosine"
+    warmup_epochs: int = 0
+    final_lr_fraction: float = 0.0  # warmup_cosine: lr at the end, as a fraction of lr
+    label_smoothing: float = 0.0
+    dropout: float = 0.0
+    augment: bool = False  # random +-2 pixel shifts and horizontal flips, per example
+    accumulate_grads: bool = False  # the published loop never calls zero_grad
+    standardize: bool = False  # (pixels/255 - mean) / std with the training set's pixel statistics
+
+    def with_overrides(self, *, epochs=None, batch_size=None, lr=None) -> Recipe:
+        changes = {k: v for k, v in {"epochs": epochs, "batch_size": batch_size, "lr": lr}.items() if v is not None}
+        return dataclasses.replace(self, **changes)
+
+
+RECIPES: dict[str, Recipe] = {
+    # The tutorial as published: Adam(lr=0.0005), 20 full-batch epochs, CrossEntropyLoss, and no
+    # optimizer.zero_grad(), so each step's gradient is the sum of all gradients so far.
+    "tutorial": Recipe("tutorial", epochs=20, batch_size=None, lr=5e-4, accumulate_grads=True),
+    # The same loop with the gradients reset every step (what the author meant).
+    "tutorial-fixed": Recipe("tutorial-fixed", epochs=20, batch_size=None, lr=5e-4),
+    # A better recipe for the same 784-500-10 MLP: inputs standardised with the training set's
+    # pixel mean and std, mini-batches of 256, AdamW with a one-epoch warmup and a cosine decay to 1%
+    # of the peak, label smoothing 0.1 and dropout 0.3 on the hidden layer, 40 epochs. No input
+    # augmentation: shift/flip augmentation, input dropout and an EMA of the weights were tried and did
+    # not help within this budget (an MLP has no translation invariance to learn augmentation from).
+    "strong": Recipe(
+        "strong",
+        epochs=40,
+        batch_size=256,
+        lr=2e-3,
+        optimizer="adamw",
+        weight_decay=1e-4,
+        schedule="warmup_cosine",
+        warmup_epochs=1,
+        final_lr_fraction=0.01,
+        label_smoothing=0.1,
+        dropout=0.3,
+        standardize=True,
+    ),
+}
+
+
+class Splits(NamedTuple):
+    """Features and labels of the train/validation/test splits (test labels may be unknown)."""
+
+    train_x: np.ndarray
+    train_y: np.ndarray
+    val_x: np.ndarray
+    val_y: np.ndarray
+    test_x: np.ndarray
+    test_y: np.ndarray | None
+    test_ids: np.ndarray
+
+
+# Pixel statistics of the 60,000 official training images (pixels / 255): 0.28604, 0.35302.
+PIXEL_MEAN = 0.2860
+PIXEL_STD = 0.3530
+
+
+def input_normalisation(recipe: Recipe) -> dict[str, float]:
+    """``x = (pixels - subtract) / divide_by``: the tutorial's ``/ 255``, or standardisation."""
+    if recipe.standardize:
+        return {"subtract": 255.0 * PIXEL_MEAN, "divide_by": 255.0 * PIXEL_STD}
+    return {"subtract": 0.0, "divide_by": 255.0}
+
+
+def input_shape(recipe: Recipe) -> tuple[int, ...]:
+    """One example's shape as the model takes it: flat 784 pixels for the MLP."""
+    return (784,)
+
+
+def features(images: np.ndarray, normalisation: dict[str, float], dtype=np.float32, shape=(784,)) -> np.ndarray:
+    """Reshape to ``(N, *shape)`` and normalise in ``dtype``, exactly as ``experiments/predict.py`` does."""
+    x = np.asarray(images).reshape((len(images), *shape)).astype(dtype)
+    return (x - dtype(normalisation.get("subtract", 0.0))) / dtype(normalisation["divide_by"])
+
+
+def prepare_splits(
+    data: fnnet.data.FashionMNIST,
+    *,
+    seed: int,
+    val_fraction: float = 0.1,
+    dtype=np.float32,
+    normalisation: dict[str, float] | None = None,
+    shape: tuple[int, ...] = (784,),
+) -> Splits:
+    """The tutorial's preprocessing: reshape, divide by 255 (or ``normalisation``), stratified 10% split."""
+    norm = normalisation or {"subtract": 0.0, "divide_by": 255.0}
+    train_x, val_x, train_y, val_y = fnnet.data.stratified_split(
+        data.train_images, data.train_labels, test_size=val_fraction, seed=seed
+    )
+    return Splits(
+        train_x=features(train_x, norm, dtype, shape),
+        train_y=np.asarray(train_y, np.int32),
+        val_x=features(val_x, norm, dtype, shape),
+        val_y=np.asarray(val_y, np.int32),
+        test_x=features(data.test_images, norm, dtype, shape),
+        test_y=None if data.test_labels is None else np.asarray(data.test_labels, np.int32),
+        test_ids=np.asarray(data.test_ids),
+    )
+
+
+def steps_per_epoch(recipe: Recipe, n_train: int) -> int:
+    return 1 if recipe.batch_size is None or recipe.batch_size >= n_train else n_train // recipe.batch_size
+
+
+def make_optimizer(recipe: Recipe, n_train: int) -> optax.GradientTransformation:
+    """torch-faithful Adam/AdamW (``fnnet.optim``) with the recipe's schedule."""
+    per_epoch = steps_per_epoch(recipe, n_train)
+    if recipe.schedule == "constant":
+        lr: Any = recipe.lr
+    elif recipe.schedule == "warmup_cosine":
+        # A run shorter than the warmup (e.g. --epochs 1) skips the warmup rather than never decaying.
+        warmup = min(recipe.warmup_epochs, recipe.epochs - 1) * per_epoch
+        lr = optax.warmup_cosine_decay_schedule(
+            init_value=0.0,
+            peak_value=recipe.lr,
+            warmup_steps=warmup,
+            decay_steps=recipe.epochs * per_epoch,
+            end_value=recipe.lr * recipe.final_lr_fraction,
+        )
+    else:
+        raise ValueError(f"recipe {recipe.name!r}: unknown schedule {recipe.schedule!r} (constant, warmup_cosine)")
+    if recipe.optimizer == "adam":
+        tx = fnnet.optim.adam(lr=lr, weight_decay=recipe.weight_decay)
+    elif recipe.optimizer == "adamw":
+        tx = fnnet.optim.adamw(lr=lr, weight_decay=recipe.weight_decay)
+    else:
+        raise ValueError(f"recipe {recipe.name!r}: unknown optimizer {recipe.optimizer!r} (adam, adamw)")
+    return optax.chain(fnnet.train.accumulate_gradients(), tx) if recipe.accumulate_grads else tx
+
+
+def make_loss(recipe: Recipe) -> Callable[[jax.Array, jax.Array], jax.Array]:
+    """``torch.nn.CrossEntropyLoss(label_smoothing=...)`` as ``loss(logits, labels)``."""
+    return functools.partial(F.cross_entropy, label_smoothing=recipe.label_smoothing)
+
+
+def augment_shift_flip(keys: jax.Array, x: jax.Array) -> jax.Array:
+    """Per-example random shift of up to 2 pixels each way and a random horizontal flip.
+
+    ``keys`` holds one raw key per example, ``x`` is ``(batch, 784)``; zero padding fills the border.
+    """
+
+    def one(key, flat):
+        shift_key, flip_key = jax.random.split(key)
+        image = jnp.pad(flat.reshape(28, 28), 2)
+        dy, dx = jax.random.randint(shift_key, (2,), 0, 5)
+        image = jax.lax.dynamic_slice(image, (dy, dx), (28, 28))
+        image = jnp.where(jax.random.bernoulli(flip_key), image[:, ::-1], image)
+        return image.reshape(flat.shape)
+
+    return jax.vmap(one)(keys, x)
+
+
+def build_model(recipe: Recipe, seed: int, *, dtype=jnp.float32) -> nnx.Module:
+    """The recipe's network, initialised like torch's (``nn.Linear``'s init) from ``seed``."""
+    if recipe.model == "mlp":
+        return fnnet.models.mlp((784, 500, 10), dropout=recipe.dropout, dtype=dtype, rngs=nnx.Rngs(seed))
+    raise ValueError(f"recipe {recipe.name!r}: unknown model {recipe.model!r}")
+
+
+def build_state(recipe: Recipe, seed: int, n_train: int, *, dtype=jnp.float32) -> fnnet.TrainState:
+    """Model, initial weights, optimizer and base key, all from ``seed`` (what ``fnnet.fit`` would build)."""
+    model = build_model(recipe, seed, dtype=dtype)
+    return fnnet.TrainState.create(
+        model, make_optimizer(recipe, n_train), jax.random.fold_in(jax.random.PRNGKey(seed), 1)
+    )
+
+
+def make_step(recipe: Recipe) -> Callable[[str | None], Callable]:
+    """``make_step(axis_name) -> train_step`` for ``fnnet.fit``: the recipe's loss and augmentation."""
+    loss = make_loss(recipe)
+    augment = augment_shift_flip if recipe.augment else None
+
+    def factory(axis_name: str | None):
+        return fnnet.train.make_train_step(loss, augment=augment, axis_name=axis_name)
+
+    return factory
