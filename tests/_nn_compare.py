@@ -36,7 +36,7 @@ def to_numpy(value: Any) -> Any:
 
 
 def _flat(tree: nnx.State) -> dict[str, np.ndarray]:
-    return {".".join(map(str, path)): np.asarray(v.get_value()) for path, v in tree.flat_state()}
+    return {".".join(map(str, path)): np.asarray(v.get_value()) for path, v in nnx.to_flat_state(tree)}
 
 
 def _leaves(out: Any) -> list:

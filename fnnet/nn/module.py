@@ -142,10 +142,11 @@ class Module(nnx.Module):
     def to(self, dtype: Any) -> Module:
         """Cast every floating parameter and buffer to ``dtype`` in place (torch's ``.to(dtype)``)."""
         dt = float_dtype(dtype)
-        for _, variable in nnx.state(self, nnx.Param, Buffer).flat_state():
-            value = variable.get_value()
-            if jnp.issubdtype(value.dtype, jnp.floating):
-                variable.set_value(value.astype(dt))
+        for state in nnx.state(self, nnx.Param, Buffer):
+            for _, variable in nnx.to_flat_state(state):
+                value = variable.get_value()
+                if jnp.issubdtype(value.dtype, jnp.floating):
+                    variable.set_value(value.astype(dt))
         return self
 
     def double(self) -> Module:
