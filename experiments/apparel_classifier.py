@@ -47,25 +47,39 @@ def parse_args(argv):
     p.add_argument("--no-download", action="store_true", help="never try to download the data set")
     p.add_argument("--no-compile-cache", action="store_true", help="turn off JAX's persistent compilation cache")
     p.add_argument("--compile-cache-dir", default=None, help="default: ~/.cache/fnnet/jax-cache")
+    p.add_argument(
+        "--allow-nonfinite", action="store_true", help="keep training when the loss becomes NaN/inf (default: stop)"
+    )
     cli.add_parallel_arguments(p)
     return p.parse_args(argv)
 
 
 def main(argv=None) -> int:
+    """Run, and turn every way a run can end into one line and an exit status:
+    0 done; 2 bad input or a failed write (the line names the file); 3 the loss diverged;
+    130 Ctrl-C (after the running epoch's checkpoint); 1 another process of the run was lost."""
     args = parse_args(sys.argv[1:] if argv is None else argv)
+    setup: list = []  # the parallel setup, once made (a multi-process failure must end at once)
+    message = ""
     try:
-        return run(args)
-    except (ValueError, OSError, RuntimeError) as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 2
+        status = run(args, setup)
+    except fnnet.train.NonFiniteLossError as err:
+        kept = pathlib.Path(args.out) / "checkpoints"
+        message = f"error: {err}; stopped: the last finite checkpoint is kept in {kept} (--allow-nonfinite trains on)"
+        status = 3
+    except fnnet.train.Interrupted as err:
+        message, status = f"interrupted at epoch {err.epoch}; continue with --resume", 130
     except KeyboardInterrupt:
-        print("interrupted: rerun with --resume to continue from the last finished epoch", file=sys.stderr)
-        return 130
+        message, status = "interrupted at epoch 0; continue with --resume", 130
+    except (ValueError, OSError, RuntimeError) as err:
+        message, status = f"error: {err}", 2
+    return cli.finish(setup[0] if setup else None, status, message)
 
 
-def run(args) -> int:
+def run(args, setup: list) -> int:
     wall0 = time.perf_counter()
     par = cli.setup_parallel(args)  # processes, devices, dtype; validates the parallel flags
+    setup.append(par)
     writer = par.process_index == 0
     log = print if writer else (lambda *a, **k: None)
     if not args.no_compile_cache:
@@ -106,8 +120,15 @@ def run(args) -> int:
         "dtype": par.dtype_name,
         "n_train": int(n_train),
         "data_source": data.source,
+        "model": recipe.model,
+        "global_batch_size": int(recipe.batch_size or n_train),
     }
-    checkpointer = fnnet.Checkpointer(out / "checkpoints") if writer or par.num_processes > 1 else None
+
+    def warn(line: str) -> None:
+        if writer:
+            print(f"warning: {line}", file=sys.stderr, flush=True)
+
+    checkpointer = fnnet.Checkpointer(out / "checkpoints", log=warn) if writer or par.num_processes > 1 else None
     evaluator = fnnet.train.make_evaluator(recipes.make_loss(recipe))  # one program for every split
 
     def validate(st):
@@ -136,7 +157,13 @@ def run(args) -> int:
         resume=args.resume,
         run_config=run_config,
         layout=par.layout,
+        check_finite=not args.allow_nonfinite,
     )
+    if par.watch is not None:
+        # The collective part is over: process 0 writes the outputs alone from its own copy of the
+        # (replicated) state, and the others may leave; nobody needs to watch anybody any more.
+        par.watch.done()
+        state = fnnet.parallel.local_copy(state)
     if not writer:
         return 0
     write_outputs(out, data, splits, recipe, state, history, args, par, wall0, normalisation, evaluator)

@@ -8,8 +8,12 @@ The library never parses a command line (DESIGN.md); this module turns flags int
 from __future__ import annotations
 
 import argparse
+import collections
 import dataclasses
 import os
+import re
+import sys
+import threading
 
 import jax
 import jax.numpy as jnp
@@ -67,6 +71,7 @@ class ParallelSetup:
     num_processes: int
     process_index: int
     dtype_name: str
+    watch: parallel.PeerWatch | None = None  # multi-process runs: the watch on the other processes
 
     @property
     def np_dtype(self):
@@ -91,9 +96,17 @@ def setup_parallel(args: argparse.Namespace) -> ParallelSetup:
             raise ValueError("--num-processes > 1 needs --parallel sharding (one global mesh over every process)")
         if not args.coordinator:
             raise ValueError("--num-processes > 1 needs --coordinator HOST:PORT (or FNNET_COORDINATOR)")
-        parallel.initialize_distributed(
-            args.coordinator, args.num_processes, args.process_id, args.coordinator_timeout, args.heartbeat_timeout
+        watch = parallel.initialize_distributed(
+            args.coordinator,
+            args.num_processes,
+            args.process_id,
+            args.coordinator_timeout,
+            args.heartbeat_timeout,
+            on_lost=_lost_process,
         )
+        _filter_native_stderr(watch)
+    else:
+        watch = None
     local = jax.local_devices()
     if args.devices is not None:
         if args.devices < 1:
@@ -114,4 +127,67 @@ def setup_parallel(args: argparse.Namespace) -> ParallelSetup:
     else:
         devices = local[: args.devices or len(local)]
         layout = parallel.pmap(devices) if args.parallel == "pmap" else parallel.sharding(devices)
-    return ParallelSetup(layout, jax.process_count(), jax.process_index(), args.dtype)
+    return ParallelSetup(layout, jax.process_count(), jax.process_index(), args.dtype, watch)
+
+
+_FATAL = re.compile(r"^F\d{4} .*Terminating process because the JAX distributed service detected fatal errors")
+
+
+def _filter_native_stderr(watch) -> None:
+    """Multi-process runs: keep jaxlib's native log spam (absl I/W/E records, gRPC details, stack
+    traces) off the terminal, so a failure reads as one line.
+
+    File descriptor 2 becomes a pipe read by a thread; Python's own ``sys.stderr`` keeps writing to
+    the real stderr, so everything in the pipe is native output. It is kept (the last 200 lines) and
+    shown only if the process fails in a way fnnet does not explain. When jaxlib announces its fatal
+    abort because a peer died, the thread checks the peers at once, so the line naming the lost
+    process is printed (and the process ends) first.
+    """
+    read_fd, write_fd = os.pipe()
+    real = os.dup(2)
+    os.dup2(write_fd, 2)
+    os.close(write_fd)
+    sys.stderr = os.fdopen(real, "w", buffering=1)
+    recent: collections.deque[str] = collections.deque(maxlen=200)
+    _NATIVE_LINES.append(recent)
+
+    def pump() -> None:
+        with os.fdopen(read_fd, errors="replace") as pipe:
+            for line in pipe:
+                recent.append(line)
+                if _FATAL.match(line):
+                    watch.check()  # a lost peer: its line, then exit 1 (before jaxlib's abort)
+                    sys.stderr.write("".join(recent))
+
+    threading.Thread(target=pump, name="fnnet-native-stderr", daemon=True).start()
+
+
+_NATIVE_LINES: list = []
+
+
+def _lost_process(process: int, reason: str) -> None:
+    """A peer died: one line, then end at once (no barrier or collective may wait on it)."""
+    sys.stderr.write(f"error: lost process {process}: {reason}; relaunch every process with --resume\n")
+    sys.stderr.flush()
+    os._exit(1)
+
+
+def finish(setup: ParallelSetup | None, status: int, message: str = "") -> int:
+    """Print ``message`` (one line, stderr) and return the exit status. In a multi-process run a lost
+    peer explains a failure better (its own line, exit 1), and a failure ends this process at once
+    (``os._exit``), so that the others notice it through their watch instead of waiting for it in a
+    collective or in jax.distributed's shutdown barrier."""
+    watch = None if setup is None else setup.watch
+    if watch is not None and status != 0:
+        watch.check()
+        if status == 2 and _NATIVE_LINES:  # unexplained: show what the native side said
+            sys.stderr.write("".join(_NATIVE_LINES[0]))
+    if message:
+        print(message, file=sys.stderr, flush=True)
+    if watch is None:
+        return status
+    if status == 0:
+        watch.done()
+        return status
+    sys.stdout.flush()
+    os._exit(status)

@@ -25,6 +25,9 @@ def atomic_write_bytes(path: str | os.PathLike[str], data: bytes) -> pathlib.Pat
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
+    except OSError as err:  # a full disk, a file-size limit: name the file (write errors carry no name)
+        tmp.unlink(missing_ok=True)
+        raise OSError(err.errno, f"could not write {path}: {err.strerror or err}") from err
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise

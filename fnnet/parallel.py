@@ -25,8 +25,12 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import os
 import socket
+import sys
+import threading
 import time
+from collections.abc import Callable
 from typing import Any
 
 import jax
@@ -37,7 +41,17 @@ from jax.sharding import PartitionSpec as P
 
 from fnnet.train import epoch_permutation, make_epoch_fn, scan_batches
 
-__all__ = ["AXIS", "Layout", "initialize_distributed", "pmap", "put_row_sharded", "sharding", "single"]
+__all__ = [
+    "AXIS",
+    "Layout",
+    "PeerWatch",
+    "initialize_distributed",
+    "local_copy",
+    "pmap",
+    "put_row_sharded",
+    "sharding",
+    "single",
+]
 
 AXIS = "batch"
 
@@ -163,6 +177,22 @@ def _sharded_epoch_fn(train_step, batch_size: int, mesh: Mesh, n_examples: int):
     return call
 
 
+def local_copy(tree: Any) -> Any:
+    """``tree`` with every array replaced by this process's own copy of it (NumPy).
+
+    A state replicated over a mesh that spans several processes cannot be used by one process
+    alone (a jitted call on it would wait for the others); its local copy can, e.g. to evaluate and
+    export on process 0 after training.
+    """
+
+    def local(a: Any) -> Any:
+        if isinstance(a, jax.Array) and not a.is_fully_addressable:
+            return np.asarray(a.addressable_data(0))
+        return a
+
+    return jax.tree.map(local, tree)
+
+
 def put_row_sharded(array, *, sharding: NamedSharding) -> jax.Array:
     """A global array split by rows over ``sharding``'s devices; this process supplies only its rows.
 
@@ -206,13 +236,25 @@ def _wait_for_coordinator(host: str, port: int, timeout_s: float) -> None:
 
 
 def initialize_distributed(
-    coordinator: str, num_processes: int, process_id: int, timeout_s: int = 60, heartbeat_timeout_s: int = 100
-) -> None:
-    """``jax.distributed.initialize`` with CPU collectives (gloo) and bounded waits.
+    coordinator: str,
+    num_processes: int,
+    process_id: int,
+    timeout_s: int = 60,
+    heartbeat_timeout_s: int = 30,
+    on_lost: Callable[[int, str], None] | None = None,
+) -> PeerWatch:
+    """``jax.distributed.initialize`` with CPU collectives (gloo), bounded waits, and a watch on the peers.
 
-    A coordinator that never answers becomes a ``RuntimeError`` after ``timeout_s`` seconds rather
-    than a hang (or jaxlib's process abort). ``heartbeat_timeout_s`` bounds how long the others wait
-    for a process that stopped answering before the distributed runtime declares it lost.
+    * A coordinator that never answers becomes a ``RuntimeError`` after ``timeout_s`` seconds rather
+      than a hang (or jaxlib's process abort).
+    * ``heartbeat_timeout_s`` is jax.distributed's heartbeat timeout: the coordination service
+      declares a process that stopped answering lost after that long, and ends the others.
+    * That end is jaxlib's fatal abort (a C++ ``LOG(FATAL)`` with a stack trace; its Python hook,
+      ``missed_heartbeat_callback``, cannot be used: jaxlib 0.10 fails converting the status). So
+      fnnet also watches the peers itself (:class:`PeerWatch`): a process that dies (SIGKILL
+      included) is noticed within about a second and ``on_lost(process, reason)`` runs; by default
+      it prints one ``error:`` line naming the lost process and ends this process with status 1,
+      before any collective or barrier can hang on it.
     """
     host, sep, port_text = coordinator.rpartition(":")
     if not sep or not host or not port_text.isdigit():
@@ -222,6 +264,9 @@ def initialize_distributed(
     if process_id > 0:
         _wait_for_coordinator(host, int(port_text), timeout_s)
     jax.config.update("jax_cpu_collectives_implementation", "gloo")
+    # Recoverable: the coordination service does not end the healthy processes itself when one is
+    # lost; the PeerWatch below ends them, with one line naming the lost process.
+    jax.config.update("jax_enable_recoverability", True)
     try:
         jax.distributed.initialize(
             coordinator_address=coordinator,
@@ -235,3 +280,99 @@ def initialize_distributed(
             f"could not start the distributed runtime at {coordinator} "
             f"(process {process_id} of {num_processes}): {str(err).splitlines()[0]}"
         ) from None
+    return PeerWatch(host, process_id, num_processes, heartbeat_timeout_s, timeout_s, on_lost or _exit_on_lost)
+
+
+def _exit_on_lost(process: int, reason: str) -> None:
+    sys.stderr.write(f"error: lost process {process} ({reason}); stopping process {jax.process_index()}\n")
+    sys.stderr.flush()
+    os._exit(1)
+
+
+def _kv_client():
+    """jax's coordination-service client (its key-value store); private in jax, used by orbax too."""
+    from jax._src.distributed import global_state
+
+    return global_state.client
+
+
+class PeerWatch:
+    """Notices a lost peer process within about a second, so nothing waits on it.
+
+    Every process listens on a TCP port of its own and publishes ``host:port`` in the coordination
+    service's key-value store; a thread connects to every peer's port twice a second. A refused
+    connection means the peer process is gone (the kernel closed its port: it was killed or
+    crashed); no answer for ``timeout_s`` means it is unreachable. Either calls ``on_lost(process,
+    reason)``, once. :meth:`done` stops the watch when this process has finished its share: a
+    finished process then waits in jax.distributed's shutdown barrier for the others, so its port
+    stays open until every process is done.
+    """
+
+    INTERVAL_S = 0.5
+
+    def __init__(self, coordinator_host: str, process_id: int, num_processes: int, timeout_s: float,
+                 init_timeout_s: float, on_lost: Callable[[int, str], None]):  # fmt: skip
+        self.process_id, self.num_processes, self.timeout_s = process_id, num_processes, timeout_s
+        self._on_lost, self._fired, self._stop = on_lost, False, threading.Event()
+        self._client = _kv_client()
+        self._server = socket.create_server(("", 0), backlog=64)
+        address = f"{_local_address(coordinator_host)}:{self._server.getsockname()[1]}"
+        self._client.key_value_set(f"fnnet/peer/{process_id}", address)
+        self._peers: dict[int, tuple[str, int]] = {}
+        self._last_seen: dict[int, float] = {}
+        for peer in range(num_processes):
+            if peer != process_id:
+                text = self._client.blocking_key_value_get(f"fnnet/peer/{peer}", int(init_timeout_s * 1000))
+                peer_host, _, port = text.rpartition(":")
+                self._peers[peer] = (peer_host, int(port))
+                self._last_seen[peer] = time.monotonic()
+        threading.Thread(target=self._serve, name="fnnet-peer-listen", daemon=True).start()
+        threading.Thread(target=self._watch, name="fnnet-peer-watch", daemon=True).start()
+
+    def _serve(self) -> None:
+        while not self._stop.is_set():
+            try:
+                connection, _ = self._server.accept()
+                connection.close()
+            except OSError:
+                return
+
+    def check(self) -> None:
+        """Probe every watched peer once now (``on_lost`` runs for a lost one)."""
+        if self._stop.is_set():
+            return
+        now = time.monotonic()
+        for peer, (host, port) in list(self._peers.items()):
+            try:
+                with socket.create_connection((host, port), timeout=min(2.0, self.timeout_s)):
+                    self._last_seen[peer] = now
+            except ConnectionRefusedError:
+                self._lost(peer, f"process {peer} is gone: its port {host}:{port} refused the connection")
+                self._peers.pop(peer, None)
+            except OSError as err:
+                if now - self._last_seen.get(peer, now) > self.timeout_s:
+                    self._lost(peer, f"process {peer} did not answer for {self.timeout_s:g}s ({err})")
+                    self._peers.pop(peer, None)
+
+    def _watch(self) -> None:
+        while not self._stop.wait(self.INTERVAL_S) and self._peers:
+            self.check()
+
+    def _lost(self, peer: int, reason: str) -> None:
+        if not self._fired:
+            self._fired = True
+            self._on_lost(peer, reason)
+
+    def done(self) -> None:
+        """This process finished its share normally: stop watching the others."""
+        self._stop.set()
+
+
+def _local_address(coordinator_host: str) -> str:
+    """The address of this host on the route to the coordinator (what peers can connect to)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as probe:
+        try:
+            probe.connect((coordinator_host, 9))
+            return probe.getsockname()[0]
+        except OSError:
+            return "127.0.0.1"

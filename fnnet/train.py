@@ -25,8 +25,11 @@ drawn from ``fold_in(data_key, k)``: a resumed run computes bitwise what an unin
 
 from __future__ import annotations
 
+import contextlib
 import os
 import pathlib
+import signal
+import threading
 import time
 from collections.abc import Callable, Mapping
 from typing import Any, NamedTuple
@@ -44,6 +47,7 @@ __all__ = [
     "Batch",
     "EpochLog",
     "FitResult",
+    "Interrupted",
     "NonFiniteLossError",
     "TrainState",
     "accumulate_gradients",
@@ -353,9 +357,12 @@ def make_evaluator(loss_fn: LossFn | None = None, *, chunk: int = 2_000):
     return evaluate
 
 
+_NO_OPTIMIZER = optax.identity()  # one object: ``tx`` is static, so a fresh one per call would recompile
+
+
 def _model_state(model: nnx.Module) -> TrainState:
     """A TrainState with no optimizer around ``model``, for evaluation."""
-    return TrainState.create(model, optax.identity(), 0)
+    return TrainState.create(model, _NO_OPTIMIZER, 0)
 
 
 # ----------------------------------------------------------------------------------------- whole run
@@ -438,6 +445,37 @@ class NonFiniteLossError(FloatingPointError):
         super().__init__(f"the training loss became non-finite at epoch {epoch}, step {step} of {steps}")
 
 
+class Interrupted(KeyboardInterrupt):
+    """Ctrl-C (SIGINT) during :func:`fit`: the epoch that was running finished and was checkpointed;
+    ``epoch`` (1-based) is the last complete one. A ``KeyboardInterrupt``, so code that handles
+    those handles this."""
+
+    def __init__(self, epoch: int):
+        self.epoch = epoch
+        super().__init__(f"interrupted at epoch {epoch}")
+
+
+@contextlib.contextmanager
+def _stop_after_epoch_on_sigint():
+    """While training, the first SIGINT only asks to stop after the current epoch; the handler then
+    restores SIGINT's default action, so a second Ctrl-C ends the process at once (even inside a
+    long compiled call). Writes are atomic, so neither leaves a half-written file."""
+    if threading.current_thread() is not threading.main_thread():
+        yield lambda: False
+        return
+    requested = threading.Event()
+
+    def handler(signum, frame):
+        requested.set()
+        signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+    previous = signal.signal(signal.SIGINT, handler)
+    try:
+        yield requested.is_set
+    finally:
+        signal.signal(signal.SIGINT, previous)
+
+
 def _check_positive(value: Any, name: str) -> int:
     if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
         raise ValueError(f"{name} must be a positive int, got {value!r}")
@@ -492,8 +530,10 @@ def fit(
     * ``layout``: a ``fnnet.parallel`` layout (``single()``, ``pmap(...)``, ``sharding(...)``); default
       one device.
     * ``check_finite``: a non-finite training loss stops the run at the end of its epoch with
-      :class:`NonFiniteLossError`, before anything from that epoch is saved (the epoch's losses are already
-      on the host for the history row, so this costs no extra transfer).
+      :class:`NonFiniteLossError`, before anything from that epoch is saved (the epoch's losses are
+      already on the host for the history row, so this costs no extra transfer).
+    * Ctrl-C (SIGINT, in the main thread): the running epoch finishes and is checkpointed, then
+      :class:`Interrupted` is raised; a second Ctrl-C ends the process at once (SIGINT's default).
 
     ``history`` has one row per epoch: ``epoch``, ``train_loss`` (and ``train_accuracy`` for class
     targets: means over the epoch's steps, what the model saw in training mode) and ``evaluate``'s values.
@@ -520,32 +560,35 @@ def fit(
     run_config = dict(run_config or {})
     history: list[dict[str, float]] = []
     start = 0
+    state = layout.prepare(state)  # placed first: a checkpoint restores straight into the layout's sharding
     if resume and checkpointer is not None:
         restored = checkpointer.restore_latest(state, run_config=run_config)
         if restored is not None:
             start, state, meta = restored
             history = list(meta["history"])
     epoch_fn = layout.epoch_fn(make_step(layout.axis_name), batch_size=batch, n_examples=n)
-    state = layout.prepare(state)
     xs, ys = jax.tree.map(layout.put, x), jax.tree.map(layout.put, y)
     data_key = jax.random.fold_in(jax.random.PRNGKey(seed), 2)
-    for epoch in range(start, epochs):
-        t0 = time.perf_counter()
-        new_state, metrics = epoch_fn(state, xs, ys, data_key, epoch)
-        losses = np.asarray(jax.device_get(metrics["loss"]), np.float64)
-        if check_finite and not np.isfinite(losses).all():
-            raise NonFiniteLossError(epoch + 1, int(np.argmin(np.isfinite(losses))) + 1, losses.shape[0])
-        state = new_state
-        row: dict[str, float] = {"epoch": epoch + 1, "train_loss": float(np.mean(losses))}
-        if "accuracy" in metrics:
-            row["train_accuracy"] = _mean(jax.device_get(metrics["accuracy"]))
-        if evaluate is not None:
-            row.update({k: float(v) for k, v in evaluate(state).items()})
-        history.append(row)
-        if checkpointer is not None:
-            checkpointer.save(epoch + 1, state, {"history": history, "run_config": run_config})
-        if on_epoch is not None:
-            on_epoch(EpochLog(epoch + 1, dict(row), time.perf_counter() - t0))
+    with _stop_after_epoch_on_sigint() as interrupted:
+        for epoch in range(start, epochs):
+            t0 = time.perf_counter()
+            new_state, metrics = epoch_fn(state, xs, ys, data_key, epoch)
+            losses = np.asarray(jax.device_get(metrics["loss"]), np.float64)
+            if check_finite and not np.isfinite(losses).all():
+                raise NonFiniteLossError(epoch + 1, int(np.argmin(np.isfinite(losses))) + 1, losses.shape[0])
+            state = new_state
+            row: dict[str, float] = {"epoch": epoch + 1, "train_loss": float(np.mean(losses))}
+            if "accuracy" in metrics:
+                row["train_accuracy"] = _mean(jax.device_get(metrics["accuracy"]))
+            if evaluate is not None:
+                row.update({k: float(v) for k, v in evaluate(state).items()})
+            history.append(row)
+            if checkpointer is not None:
+                checkpointer.save(epoch + 1, state, {"history": history, "run_config": run_config})
+            if on_epoch is not None:
+                on_epoch(EpochLog(epoch + 1, dict(row), time.perf_counter() - t0))
+            if interrupted() and epoch + 1 < epochs:
+                raise Interrupted(epoch + 1)
     if live_model is not None:
         state.write_to(live_model)
     return FitResult(state, history)

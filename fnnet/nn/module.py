@@ -31,7 +31,16 @@ import jax.numpy as jnp
 import numpy as np
 from flax import nnx
 
-__all__ = ["Buffer", "Module", "RandomModule", "bind_example_keys", "check_device", "default_rngs", "float_dtype"]
+__all__ = [
+    "Buffer",
+    "Module",
+    "RandomKey",
+    "RandomModule",
+    "bind_example_keys",
+    "check_device",
+    "default_rngs",
+    "float_dtype",
+]
 
 
 class Buffer(nnx.Variable):
@@ -185,22 +194,28 @@ def _ordered_items(module: nnx.Module) -> list[tuple[str, Any]]:
 Module.__repr__ = Module.__str__ = _module_repr  # type: ignore[method-assign]
 
 
+class RandomKey(nnx.Variable):
+    """A random layer's own PRNG key, stored as raw ``uint32`` key data: typed key arrays cannot be
+    placed on a sharding that spans several processes, nor saved by every checkpointer."""
+
+
 class RandomModule(Module):
     """A layer that draws random numbers in training mode (``Dropout``, ``Dropout2d``, ...).
 
-    It keeps its own key and call counter (NNX's ``RngKey``/``RngCount`` variables, so they travel
-    with ``nnx.split``): eagerly, every training-mode call draws from ``fold_in(key, count)`` and
+    It keeps its own key and call counter (:class:`RandomKey` and NNX's ``RngCount`` variables, so
+    they travel with ``nnx.split``): eagerly, every training-mode call draws from ``fold_in(key, count)`` and
     advances the count, like torch's generator. fnnet's training core instead gives each layer one
     key per example for the step (:func:`bind_example_keys`), so an example's mask depends only on
     the seed, the step and the example, never on the batch or device it is in.
     """
 
     def _init_rng(self, rngs: nnx.Rngs | int | None) -> None:
-        self.rng_key = nnx.RngKey(default_rngs(rngs).dropout())
+        self.rng_key = RandomKey(jax.random.key_data(default_rngs(rngs).dropout()))
         self.rng_count = nnx.RngCount(jnp.zeros((), jnp.uint32))
 
     def _next_key(self) -> jax.Array:
-        key, count = self.rng_key.get_value(), self.rng_count.get_value()
+        key = jax.random.wrap_key_data(self.rng_key.get_value())
+        count = self.rng_count.get_value()
         self.rng_count.set_value(count + 1)
         if key.ndim == 0:
             return jax.random.fold_in(key, count)
@@ -222,5 +237,5 @@ def bind_example_keys(model: nnx.Module, keys: jax.Array) -> None:
         raise ValueError(f"keys must hold one key per example, got shape {keys.shape}")
     layers = [m for _, m in nnx.iter_modules(model) if isinstance(m, RandomModule)]
     for i, layer in enumerate(layers):
-        layer.rng_key.set_value(jax.vmap(lambda k, i=i: jax.random.fold_in(k, i))(keys))
+        layer.rng_key.set_value(jax.random.key_data(jax.vmap(lambda k, i=i: jax.random.fold_in(k, i))(keys)))
         layer.rng_count.set_value(jnp.zeros((), jnp.uint32))
