@@ -173,21 +173,23 @@ def _lost_process(process: int, reason: str) -> None:
 
 
 def finish(setup: ParallelSetup | None, status: int, message: str = "") -> int:
-    """Print ``message`` (one line, stderr) and return the exit status. In a multi-process run a lost
-    peer explains a failure better (its own line, exit 1), and a failure ends this process at once
-    (``os._exit``), so that the others notice it through their watch instead of waiting for it in a
-    collective or in jax.distributed's shutdown barrier."""
+    """Print ``message`` (one line, stderr) and return the exit status of a successful run.
+
+    A failed run ends here at once (``os._exit``) once its line is out: everything it wrote is
+    already complete (writes are atomic), and nothing after the line may add to it (orbax's abandoned
+    reads and writes print tracebacks of the same failure when collected at exit). In a multi-process
+    run a lost peer explains a failure better (its own line, exit 1), and ending at once lets the
+    others notice through their watch instead of waiting in a collective or a shutdown barrier.
+    """
     watch = None if setup is None else setup.watch
     if watch is not None and status != 0:
         watch.check()
-        if status == 2 and _NATIVE_LINES:  # unexplained: show what the native side said
-            sys.stderr.write("".join(_NATIVE_LINES[0]))
     if message:
         print(message, file=sys.stderr, flush=True)
-    if watch is None:
-        return status
     if status == 0:
-        watch.done()
+        if watch is not None:
+            watch.done()
         return status
     sys.stdout.flush()
+    sys.stderr.flush()
     os._exit(status)

@@ -9,7 +9,8 @@ to another run.
 * **Verified.** ``meta`` carries the SHA-256 of every array's bytes; a checkpoint whose files were
   truncated or altered afterwards fails to restore or fails the digest, and :meth:`Checkpointer.restore_latest`
   then says so (one line through ``log``) and falls back to the next newest intact one. The last
-  ``max_to_keep`` (default 2) complete checkpoints are kept. None intact: :class:`CheckpointError`.
+  ``max_to_keep`` (default 2) complete checkpoints are kept. Damaged ones newer than the one resumed
+  from are renamed ``damaged-<epoch>`` (kept, out of the way). None intact: :class:`CheckpointError`.
 * **Refused for another run.** A checkpoint records the ``run_config`` it was written with; resuming
   with a different one raises :class:`ConfigMismatchError`, listing each differing setting with both
   values, rather than silently training a different run.
@@ -18,12 +19,17 @@ to another run.
 
 from __future__ import annotations
 
+import contextlib
+import gc
 import hashlib
+import io
 import json
 import logging
 import os
 import pathlib
 import shutil
+import sys
+import threading
 import warnings
 from collections.abc import Callable, Mapping
 from typing import Any
@@ -124,12 +130,20 @@ class Checkpointer:
         tree = state_tree(state)
         meta = {**meta, "digest": digest(tree)}
         args = ocp.args.Composite(state=ocp.args.StandardSave(tree), meta=ocp.args.JsonSave(meta))
+        absl = logging.getLogger("absl")
+        level, absl.level = absl.level, logging.CRITICAL  # a failure is reported below, in one line
+        held, sys.stderr = sys.stderr, io.StringIO()  # orbax's threads print their side of a failure
         try:
             self._manager.save(epoch, args=args, force=True)
             self._manager.wait_until_finished()
         except Exception as err:  # orbax wraps the OSError of a full disk in its own exceptions
             self._discard_partial(epoch)
             raise OSError(f"could not write checkpoint {self.path(epoch)}: {_first_line(err)}") from err
+        else:
+            held.write(sys.stderr.getvalue())  # a successful save's messages are shown after all
+        finally:
+            sys.stderr = held
+            absl.setLevel(level)
 
     def _discard_partial(self, epoch: int) -> None:
         """Remove what a failed save left behind (orbax's temporary folder); finished ones stay."""
@@ -166,6 +180,7 @@ class Checkpointer:
                 f"({type(err).__name__}: {_first_line(err)}); start without --resume or use another --out"
             ) from err
         except Exception as err:
+            _collect_quietly()
             raise CheckpointError(f"checkpoint {self.path(epoch)} is damaged: {_first_line(err)}") from err
         if meta.get("digest") != digest(tree):
             raise CheckpointError(f"checkpoint {self.path(epoch)} is damaged: its arrays fail the SHA-256 check")
@@ -200,16 +215,44 @@ class Checkpointer:
                 older = [e for e in epochs if e < epoch]
                 self._log(f"{err}; " + (f"trying checkpoint {older[-1]}" if older else "no older checkpoint"))
                 continue
+            for newer in (e for e in epochs if e > epoch):
+                self._set_aside(newer)
             return epoch, restored, meta
         raise CheckpointError(
             f"no intact checkpoint in {self.directory} ({len(damaged)} damaged); "
             "delete the folder to start over, or choose another --out"
         )
 
+    def _set_aside(self, epoch: int) -> None:
+        """Rename a damaged checkpoint out of the way (``damaged-<epoch>``, kept for inspection), so the
+        resumed run can write that epoch again."""
+        target = self.directory / f"damaged-{epoch}"
+        n = 1
+        while target.exists():
+            n += 1
+            target = self.directory / f"damaged-{epoch}.{n}"
+        self.path(epoch).rename(target)
+        self._manager.reload()
+
     def close(self) -> None:
         self._manager.close()
 
 
+def _collect_quietly() -> None:
+    """After a failed restore, orbax's other pending reads fail too, as coroutines and callbacks that
+    would print their tracebacks when collected; the failure is already reported in one line."""
+    hooks = sys.unraisablehook, threading.excepthook
+    sys.unraisablehook = threading.excepthook = lambda *args: None
+    try:
+        with contextlib.suppress(Exception):
+            gc.collect()
+    finally:
+        sys.unraisablehook, threading.excepthook = hooks
+
+
 def _first_line(err: BaseException) -> str:
+    """The gist of an error for a one-line message (TensorStore appends pages of detail)."""
     text = str(err).strip()
-    return text.splitlines()[0] if text else type(err).__name__
+    line = text.splitlines()[0] if text else type(err).__name__
+    line = line.split(". See full TensorStore details")[0]
+    return line if len(line) <= 200 else line[:197] + "..."
