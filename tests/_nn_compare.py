@@ -58,10 +58,11 @@ class Diff:
         if np.issubdtype(e.dtype, np.floating):
             np.testing.assert_allclose(a, e, rtol=rtol, atol=atol, err_msg=name)
             finite = np.isfinite(e) & np.isfinite(a)
-            d = np.abs(a[finite].astype(np.float64) - e[finite])
+            d = np.abs(a[finite].astype(np.float64) - e[finite].astype(np.float64))
             if d.size:
                 self.abs = max(self.abs, float(d.max()))
-                self.rel = max(self.rel, float((d / np.maximum(np.abs(e[finite]), 1e-300)).max()))
+                scale = np.maximum(np.abs(e[finite].astype(np.float64)), 1e-300)
+                self.rel = max(self.rel, float((d / scale).max()))
         else:
             np.testing.assert_array_equal(a, e, err_msg=name)
 
@@ -114,7 +115,7 @@ def compare_module(
             args = list(j_inputs)
             for i, v in zip(float_pos, floats):
                 args[i] = v
-            model = nnx.merge(graphdef, params, rest)
+            model = nnx.merge(graphdef, params, rest, copy=True)  # fresh variables at this trace level
             out = model(*args)
             total = sum(jnp.sum(o * c) for o, c in zip(_leaves(out), cots) if c is not None)
             return total, (out, nnx.state(model, fnn.Buffer))
