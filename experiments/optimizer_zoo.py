@@ -3,23 +3,27 @@
     python experiments/optimizer_zoo.py [--steps 100] [--seed 0] [--dtype float32|float64]
                                         [--optimizers sgd,adam,...] [--out DIR]
 
-A 2-16-1 ReLU MLP (``fnnet.models.MLP((16, 1))``, torch's ``nn.Linear`` init) fits
-``y = sin(x0) * cos(x1)`` on 64 points drawn uniformly from [-2, 2]^2 (NumPy generator seeded by
-``--seed``), full batch, ``fnnet.losses.mse_loss``. Each optimizer in ``fnnet.optim`` trains it for
-``--steps`` steps, all steps under one ``jax.jit`` (``lax.scan``); torch trains
-``nn.Sequential(Linear(2, 16), ReLU(), Linear(16, 1))`` loaded with the same initial weights
-(``fnnet.interop.flax_to_torch``) with the matching ``torch.optim`` class. The printed table gives the
-final loss of each and the largest difference between their final parameters: in float64 these
-agree to ~1e-15 (the same arithmetic in the same order); in float32 they drift apart
-by float32 rounding (sums in another order), most for optimizers that divide by small running
-averages. L-BFGS is the exception: its inner iterations amplify rounding differences on this ReLU
-network (float64: 1e-14 after 5 steps, 1e-9 after 20, visibly different trajectories by 100), so
-its row shows two different, equally valid runs rather than a disagreement in the algorithm
-(tests/test_lbfgs.py checks it against torch where it is not chaotic).
+A 2-16-1 ReLU MLP (``fnnet.models.mlp((2, 16, 1))``: ``Sequential(Linear(2, 16), ReLU(), Linear(16,
+1))`` with torch's ``nn.Linear`` init) fits ``y = sin(x0) * cos(x1)`` on 64 points drawn uniformly from
+[-2, 2]^2 (NumPy generator seeded by ``--seed``), full batch, ``fnnet.nn.functional.mse_loss``. Each of
+the fifteen ``torch.optim`` optimizers trains it for ``--steps`` steps in fnnet, all steps under one
+``jax.jit`` (``fnnet.train.scan_batches``, the project's one loop, in full-batch mode); torch trains
+the same ``nn.Sequential`` loaded with the same initial weights (``fnnet.nn.state_dict``) with the
+matching ``torch.optim`` class. The printed table gives the final loss of each and the largest
+difference between their final parameters: in float64 these agree to ~1e-15 (the same arithmetic in
+the same order); in float32 they drift apart by float32 rounding (sums in another order), most for
+optimizers that divide by small running averages, and for Muon, whose bfloat16 orthogonalisation turns a
+float32 ulp into a bfloat16 one now and then (~1e-3). L-BFGS is the exception: its inner iterations
+amplify rounding differences on this ReLU network (float64: 1e-14 after 5 steps, 1e-9 after 20,
+visibly different trajectories by 100), so its row shows two different, equally valid runs rather
+than a disagreement in the algorithm (tests/test_lbfgs.py checks it against torch where it is not
+chaotic).
 
 ``lbfgs`` takes a closure: one step is one ``torch.optim.LBFGS.step(closure)`` (up to ``max_iter``
 inner iterations). ``sparse_adam`` gets torch a sparse gradient (``grad.to_sparse(1)``: the rows with
-a nonzero entry); the dense JAX gradient counts a row as touched when it is not all zero.
+a nonzero entry); the dense JAX gradient counts a row as touched when it is not all zero. ``muon``
+takes 2-D parameters only: as torch's documentation advises, the weights get Muon and the biases
+AdamW (``optax.partition`` here, two optimizers stepping together in torch).
 
 torch is optional: without it only fnnet's columns are filled and a note says so. ``--out DIR``
 (default ``outputs/optimizer_zoo/``) receives ``results.txt`` (the printed table) and
@@ -40,11 +44,13 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import optax
+from flax import nnx
+from reports import atomic_write_bytes, atomic_write_text, have_matplotlib
 
-from fnnet import optim, reports
-from fnnet.interop import flax_to_torch
-from fnnet.losses import mse_loss
-from fnnet.models import MLP
+import fnnet.nn.functional as F
+from fnnet import nn, optim
+from fnnet.models import mlp
+from fnnet.train import scan_batches
 
 
 @dataclasses.dataclass(frozen=True)
@@ -64,8 +70,15 @@ class Config:
         ("rmsprop", "RMSprop", {"lr": 0.005}),
         ("rprop", "Rprop", {"lr": 0.01}),
         ("sparse_adam", "SparseAdam", {"lr": 0.01}),
+        ("nadam", "NAdam", {"lr": 0.01}),
+        ("radam", "RAdam", {"lr": 0.01}),
+        ("adafactor", "Adafactor", {"lr": 0.05}),  # lr caps Adafactor's relative step min(lr, 1/sqrt(t))
+        ("muon", "Muon", {"lr": 0.02}),  # the weights; the biases get AdamW(lr=0.01), see MUON_BIASES
         ("lbfgs", "LBFGS", {"lr": 1.0, "max_iter": 5}),  # up to 5 inner iterations per step
     )
+
+
+MUON_BIASES = ("adamw", "AdamW", {"lr": 0.01})  # torch's Muon docs: AdamW for the non-2-D parameters
 
 
 def make_data(seed: int, cfg: Config, dtype: str) -> tuple[np.ndarray, np.ndarray]:
@@ -76,50 +89,55 @@ def make_data(seed: int, cfg: Config, dtype: str) -> tuple[np.ndarray, np.ndarra
     return x.astype(dtype), y.astype(dtype)
 
 
-def init_params(seed: int, cfg: Config, dtype: str) -> Any:
-    """The MLP's Flax params with torch's nn.Linear init, from ``PRNGKey(seed)``."""
-    model = MLP((cfg.hidden, 1), param_dtype=jnp.dtype(dtype))
-    return model.init(jax.random.PRNGKey(seed), jnp.zeros((1, 2), dtype))
+def init_model(seed: int, cfg: Config, dtype: str) -> nn.Sequential:
+    """The MLP with torch's nn.Linear init, drawn from ``--seed``."""
+    return mlp((2, cfg.hidden, 1), dtype=jnp.dtype(dtype), rngs=seed)
+
+
+def _transform(name: str, kwargs: dict, params: Any) -> optax.GradientTransformation:
+    if name != "muon":
+        return getattr(optim, name)(**kwargs)
+    labels = jax.tree.map(lambda p: "muon" if p.ndim == 2 else "biases", params)
+    biases = getattr(optim, MUON_BIASES[0])(**MUON_BIASES[2])
+    return optax.partition({"muon": optim.muon(**kwargs), "biases": biases}, labels)
 
 
 def train_fnnet(
-    name: str, kwargs: dict, params: Any, x: np.ndarray, y: np.ndarray, cfg: Config, steps: int
-) -> tuple[np.ndarray, Any]:
-    """``steps`` full-batch steps under one jit; returns (loss before each step, final params)."""
-    model = MLP((cfg.hidden, 1), param_dtype=jnp.asarray(x).dtype)
-    xj, yj = jnp.asarray(x), jnp.asarray(y)
+    name: str, kwargs: dict, model: nn.Sequential, x: np.ndarray, y: np.ndarray, steps: int
+) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+    """``steps`` full-batch steps under one jit; returns (loss before each step, final state_dict)."""
+    graphdef, params, rest = nnx.split(model, nnx.Param, ...)
 
-    def loss_fn(p):
-        return mse_loss(model.apply(p, xj), yj)
+    def loss_fn(p, batch):
+        return F.mse_loss(nnx.merge(graphdef, p, rest)(batch.x), batch.y)
 
     if name == "lbfgs":
         opt = optim.lbfgs(**kwargs)
 
-        @jax.jit
-        def run(p):
-            def body(carry, _):
-                p, state = carry
-                p, state, loss = opt.step(loss_fn, p, state)
-                return (p, state), loss
+        def step(carry, batch):
+            p, state = carry
+            p, state, loss = opt.step(lambda q: loss_fn(q, batch), p, state)
+            return (p, state), loss
 
-            (p, _), losses = jax.lax.scan(body, (p, opt.init(p)), None, length=steps)
-            return losses, p
+        init = (params, opt.init(params))
     else:
-        tx = getattr(optim, name)(**kwargs)
+        tx = _transform(name, kwargs, params)
 
-        @jax.jit
-        def run(p):
-            def body(carry, _):
-                p, state = carry
-                loss, grads = jax.value_and_grad(loss_fn)(p)
-                updates, state = tx.update(grads, state, p)
-                return (optax.apply_updates(p, updates), state), loss
+        def step(carry, batch):
+            p, state = carry
+            loss, grads = jax.value_and_grad(loss_fn)(p, batch)  # zero_grad(); backward(): fresh grads
+            updates, state = tx.update(grads, state, p)
+            return (optax.apply_updates(p, updates), state), loss
 
-            (p, _), losses = jax.lax.scan(body, (p, tx.init(p)), None, length=steps)
-            return losses, p
+        init = (params, tx.init(params))
 
-    losses, final = run(params)
-    return np.asarray(losses), final
+    @jax.jit
+    def run(init, x, y):
+        (p, _), losses = scan_batches(step, init, x, y, order=None, steps=steps)
+        return p, losses
+
+    final, losses = run(init, jnp.asarray(x), jnp.asarray(y))
+    return np.asarray(losses), nn.state_dict(nnx.merge(graphdef, final, rest))
 
 
 def torch_trainer() -> Callable[..., tuple[np.ndarray, dict[str, np.ndarray]]] | None:
@@ -131,27 +149,40 @@ def torch_trainer() -> Callable[..., tuple[np.ndarray, dict[str, np.ndarray]]] |
     torch.set_num_threads(1)
 
     def train_torch(
-        torch_name: str, kwargs: dict, params: Any, x: np.ndarray, y: np.ndarray, cfg: Config, steps: int
+        torch_name: str,
+        kwargs: dict,
+        weights: dict[str, np.ndarray],
+        x: np.ndarray,
+        y: np.ndarray,
+        cfg: Config,
+        steps: int,
     ) -> tuple[np.ndarray, dict[str, np.ndarray]]:
         dtype = getattr(torch, str(x.dtype))
         previous = torch.get_default_dtype()
-        torch.set_default_dtype(dtype)  # torch keeps ASGD's eta and mu in the default dtype
+        torch.set_default_dtype(dtype)  # torch keeps ASGD's eta and mu, NAdam's mu_product in it
         try:
-            return _train(torch_name, kwargs, params, x, y, cfg, steps, dtype)
+            return _train(torch_name, kwargs, weights, x, y, cfg, steps, dtype)
         finally:
             torch.set_default_dtype(previous)
 
-    def _train(torch_name, kwargs, params, x, y, cfg, steps, dtype):
-        net = torch.nn.Sequential(torch.nn.Linear(2, cfg.hidden), torch.nn.ReLU(), torch.nn.Linear(cfg.hidden, 1)).to(
-            dtype
-        )
-        state = flax_to_torch(params, prefixes=["0", "2"])
-        net.load_state_dict({k: torch.from_numpy(np.array(v)) for k, v in state.items()})
-        opt = getattr(torch.optim, torch_name)(net.parameters(), **kwargs)
+    def _train(torch_name, kwargs, weights, x, y, cfg, steps, dtype):
+        net = torch.nn.Sequential(torch.nn.Linear(2, cfg.hidden), torch.nn.ReLU(), torch.nn.Linear(cfg.hidden, 1))
+        net = net.to(dtype)
+        net.load_state_dict({k: torch.from_numpy(np.array(v)) for k, v in weights.items()})
+        if torch_name == "Muon":
+            matrices = [p for p in net.parameters() if p.ndim == 2]
+            others = [p for p in net.parameters() if p.ndim != 2]
+            opts = [
+                torch.optim.Muon(matrices, **kwargs),
+                getattr(torch.optim, MUON_BIASES[1])(others, **MUON_BIASES[2]),
+            ]
+        else:
+            opts = [getattr(torch.optim, torch_name)(net.parameters(), **kwargs)]
         tx, ty = torch.from_numpy(x), torch.from_numpy(y)
 
         def closure():
-            opt.zero_grad()
+            for opt in opts:
+                opt.zero_grad()
             loss = torch.nn.functional.mse_loss(net(tx), ty)
             loss.backward()
             if torch_name == "SparseAdam":  # SparseAdam takes sparse gradients only
@@ -159,7 +190,14 @@ def torch_trainer() -> Callable[..., tuple[np.ndarray, dict[str, np.ndarray]]] |
                     p.grad = p.grad.to_sparse(1)
             return loss
 
-        losses = [opt.step(closure).item() for _ in range(steps)]
+        losses = []
+        for _ in range(steps):
+            if torch_name == "LBFGS":
+                losses.append(opts[0].step(closure).item())
+            else:
+                losses.append(closure().item())
+                for opt in opts:
+                    opt.step()
         return np.array(losses), {k: v.detach().numpy() for k, v in net.state_dict().items()}
 
     return train_torch
@@ -172,7 +210,7 @@ def loss_figure(curves: dict[str, tuple[np.ndarray, np.ndarray | None]]) -> byte
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    cols = 4
+    cols = 5
     rows = -(-len(curves) // cols)
     fig, axes = plt.subplots(rows, cols, figsize=(3.2 * cols, 2.6 * rows), squeeze=False)
     for ax, (name, (ours, theirs)) in zip(axes.flat, curves.items()):
@@ -222,17 +260,17 @@ def run(
         raise ValueError(f"--steps must be a positive integer, got {steps}")
     optimizers = select(names, cfg)
     x, y = make_data(seed, cfg, dtype)
-    params = init_params(seed, cfg, dtype)
+    model = init_model(seed, cfg, dtype)
+    weights = nn.state_dict(model)
     train_torch = torch_trainer()
     rows, curves = [], {}
     for name, torch_name, kwargs in optimizers:
-        losses, final = train_fnnet(name, kwargs, params, x, y, cfg, steps)
+        losses, final = train_fnnet(name, kwargs, model, x, y, steps)
         theirs = diff = None
         torch_losses = None
         if train_torch is not None:
-            torch_losses, torch_state = train_torch(torch_name, kwargs, params, x, y, cfg, steps)
-            ours_state = flax_to_torch(final, prefixes=["0", "2"])
-            diff = max(float(np.max(np.abs(ours_state[k] - torch_state[k]))) for k in torch_state)
+            torch_losses, torch_state = train_torch(torch_name, kwargs, weights, x, y, cfg, steps)
+            diff = max(float(np.max(np.abs(final[k] - torch_state[k]))) for k in torch_state)
             theirs = float(torch_losses[-1])
         rows.append((name, float(losses[-1]), theirs, diff))
         curves[name] = (losses, torch_losses)
@@ -240,9 +278,9 @@ def run(
     lines += format_table(rows)
     if train_torch is None:
         lines.append("note: torch is not installed: fnnet only (pip install torch for the reference)")
-    reports.atomic_write_text(out / "results.txt", "\n".join(lines) + "\n")
-    if reports.have_matplotlib():
-        reports.atomic_write_bytes(out / "loss_curves.png", loss_figure(curves))
+    atomic_write_text(out / "results.txt", "\n".join(lines) + "\n")
+    if have_matplotlib():
+        atomic_write_bytes(out / "loss_curves.png", loss_figure(curves))
         lines.append(f"saved {out / 'loss_curves.png'}")
     else:
         lines.append("matplotlib is not installed: figures skipped")

@@ -21,7 +21,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from fnnet._lbfgs import LBFGSOptimizer, LBFGSState, lbfgs
+from fnnet.optim.lbfgs import LBFGSOptimizer, LBFGSState, lbfgs
 
 # --------------------------------------------------------------------------------------------
 # problems: the same function in JAX (a module-level loss_fn, so cases share compilations) and
@@ -197,9 +197,10 @@ CASES_32 = ("defaults", "strong_wolfe", "wolfe_zooms", "max_eval", "max_eval_wol
 def test_matches_torch_float64(x64, torch, problem, case):
     hp = CASES_64[case]
     records, state, tstate = _run_both(torch, problem, hp, jnp.float64, steps=5)
-    # 1e-10 as the issue asks (measured: at most 6e-12); 1e-8 with the line search, whose cubic
-    # interpolation amplifies rounding differences (measured: at most 8e-11)
-    atol = 1e-8 if hp.get("line_search_fn") else 1e-10
+    # 1e-10 as the issue asks (measured: at most 5.4e-12, history_wraps/MLP); with the line search,
+    # whose cubic interpolation amplifies rounding differences, 3x the measured worst: 7.5e-11
+    # (wolfe_extrapolates/MLP, parameters relative to the largest one)
+    atol = 2.3e-10 if hp.get("line_search_fn") else 1e-10
     # The state holds gradients at a point near a minimum, differences of gradients and steps,
     # and ratios of those (ro, H_diag): the parameters' ~1e-12 error reaches them amplified by the
     # Hessian (~1e3 for Rosenbrock) and by cancellation (measured up to 3e-7 relative). 1e-6 still
@@ -217,6 +218,74 @@ def test_matches_torch_float32(torch, problem, case):
     # does part of the line search in float64, fnnet stays in float32 (measured: at most 2.2e-6)
     # state: see the float64 test; float32 cancellation leaves up to 3e-4 relative
     _assert_same(records, state, tstate, atol=1e-5, rtol=1e-5, state_rtol=1e-3)
+
+
+def _optim_db_lbfgs_inputs(torch):
+    from torch.testing._internal.common_optimizers import optim_db
+
+    info = next(i for i in optim_db if i.optim_cls.__name__ == "LBFGS")
+    return info.optim_inputs_func(device="cpu", dtype=torch.float64)
+
+
+def test_optim_db_inputs_match_torch(x64, torch):
+    """torch's optim_db inputs for LBFGS (a Tensor lr given to fnnet as a 0-d NumPy array), 3 steps of
+    max_iter=10 on the MLP, at the float64 tolerances above."""
+    for inp in _optim_db_lbfgs_inputs(torch):
+        theirs = dict(inp.kwargs, max_iter=10)
+        ours = {k: np.asarray(v.item()) if torch.is_tensor(v) else v for k, v in theirs.items()}
+        make_params, loss_fn, torch_loss = PROBLEMS["mlp"]
+        params = make_params(jnp.float64)
+        tparams = [torch.tensor(np.asarray(a), requires_grad=True) for a in jax.tree_util.tree_leaves(params)]
+        topt = torch.optim.LBFGS(tparams, **theirs)
+
+        def closure(topt=topt, tparams=tparams, torch_loss=torch_loss):
+            topt.zero_grad()
+            loss = torch_loss(torch, tparams)
+            loss.backward()
+            return loss
+
+        opt = lbfgs(**ours)
+        state = opt.init(params)
+        for _ in range(3):
+            topt.step(closure)
+            params, state, _ = opt.step(loss_fn, params, state)
+        ours_flat, theirs_flat = _flat(params), _flat([p.detach().numpy() for p in tparams])
+        atol = 2.3e-10 if theirs.get("line_search_fn") else 1e-10  # see test_matches_torch_float64
+        np.testing.assert_allclose(ours_flat, theirs_flat, rtol=0, atol=atol, err_msg=inp.desc)
+        assert int(state.n_iter) == topt.state[tparams[0]]["n_iter"], inp.desc
+
+
+def test_lr_as_array(torch):
+    """A 1-element array lr (torch: a Tensor), also traced inside the caller's jit; 2 elements raise."""
+    with pytest.raises(ValueError) as ours:
+        lbfgs(lr=np.array([0.1, 0.2]))
+    with pytest.raises(ValueError) as theirs:
+        torch.optim.LBFGS([torch.zeros(2, requires_grad=True)], lr=torch.tensor([0.1, 0.2]))
+    assert str(ours.value) == str(theirs.value)
+    with pytest.raises(ValueError, match="Invalid learning rate: -1.0"):
+        lbfgs(lr=jnp.asarray(-1.0))
+    a, b, params = _least_squares_problem(6, jnp.float32)
+
+    @jax.jit
+    def step(lr, params):
+        opt = lbfgs(lr=lr, max_iter=3)
+        return opt.step(lambda p: _least_squares(p, a, b), params, opt.init(params))[0]
+
+    got = step(jnp.asarray(0.5), params)  # the lr traced inside the caller's jit
+    tw, tc = torch.zeros(6, requires_grad=True), torch.zeros(1, requires_grad=True)
+    ta, tb = torch.tensor(np.asarray(a)), torch.tensor(np.asarray(b))
+    topt = torch.optim.LBFGS([tc, tw], lr=torch.tensor(0.5), max_iter=3)  # tree order: c, w
+
+    def closure():
+        topt.zero_grad()
+        loss = torch.mean((ta @ tw + tc - tb) ** 2)
+        loss.backward()
+        return loss
+
+    topt.step(closure)
+    theirs = np.concatenate([tc.detach().numpy(), tw.detach().numpy()])
+    np.testing.assert_allclose(_flat(got), theirs, rtol=1e-5, atol=1e-6)
+    assert np.max(np.abs(theirs)) > 1e-2  # it moved
 
 
 # --------------------------------------------------------------------------------------------

@@ -19,6 +19,9 @@ ROSETTA = REPO / "docs" / "rosetta.md"
 SECTIONS: dict[str, str] = {
     "Tensors": "test_tensor.py",
     "Autograd": "test_autograd.py",
+    "Losses": "test_losses.py",
+    "Optimizers": "test_optim.py",
+    "Learning-rate schedulers": "test_lr_scheduler.py",
 }
 
 

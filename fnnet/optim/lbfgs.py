@@ -34,6 +34,7 @@ from typing import Any, NamedTuple
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 from jax import lax
 from jax.flatten_util import ravel_pytree
 
@@ -455,8 +456,21 @@ def _check_float(name: str, value: object, allow_nan: bool = False) -> float:
     return float(value)
 
 
+def _check_lr(lr: object) -> float | jax.Array:
+    """A Python number or a 1-element array (torch: a Tensor); torch's checks for concrete values."""
+    if isinstance(lr, jax.Array | np.ndarray):
+        if np.size(lr) != 1:
+            raise ValueError("Tensor lr must be 1-element")
+        if isinstance(lr, jax.core.Tracer):  # inside the caller's jit: no value to check
+            return jnp.reshape(lr, ())
+        lr = float(np.asarray(lr))
+    if not _check_float("lr", lr, allow_nan=True) >= 0.0:  # torch's test and message, NaN too
+        raise ValueError(f"Invalid learning rate: {lr}")
+    return float(lr)
+
+
 def lbfgs(
-    lr: float = 1,
+    lr: float | jax.Array = 1,
     max_iter: int = 20,
     max_eval: int | None = None,
     tolerance_grad: float = 1e-7,
@@ -476,6 +490,7 @@ def lbfgs(
     shapes, with ``loss_fn`` a static argument (reuse the same function object; for changing data
     call ``step`` inside your own ``jax.jit`` with a ``loss_fn`` that closes over it).
 
+    ``lr`` may be a 1-element array (torch: a Tensor), also a traced one inside the caller's ``jit``.
     Raises torch's ``ValueError("Invalid learning rate: ...")`` for ``lr < 0`` (or NaN), and
     ``ValueError`` where torch fails only inside ``step`` or silently does nothing useful: a
     ``line_search_fn`` other than ``None``/``"strong_wolfe"`` (torch: ``RuntimeError`` in
@@ -484,9 +499,7 @@ def lbfgs(
     ``TypeError`` for non-numeric settings. ``max_iter=0`` is accepted, as in torch (a step then
     only evaluates the loss).
     """
-    if not _check_float("lr", lr, allow_nan=True) >= 0.0:  # torch's test and message, NaN too
-        raise ValueError(f"Invalid learning rate: {lr}")
-    lr = float(lr)
+    lr = _check_lr(lr)
     if line_search_fn not in (None, "strong_wolfe"):
         raise ValueError(f"Invalid line_search_fn: {line_search_fn!r} (expected None or 'strong_wolfe')")
     line_search = line_search_fn == "strong_wolfe"
