@@ -2,7 +2,8 @@
 
 The torch side is the tutorial's model ``Sequential(Linear(784, 500), ReLU(), Linear(500, 10))``,
 ``CrossEntropyLoss`` and ``torch.optim.Adam(lr=0.0005)`` (torch's default ``foreach`` kernels), loaded
-with fnnet's initial weights (``fnnet.interop.flax_to_torch``) so both libraries compute the same run.
+with fnnet's initial weights (``fnnet.nn.state_dict``: torch's keys) so both libraries compute the same
+run. The recipes come from ``experiments/apparel_recipes.py`` (:func:`recipes`).
 Mini-batches index the training tensors directly with the order fnnet draws
 (``fnnet.train.epoch_permutation``): the fastest idiomatic torch (a ``DataLoader`` over a
 ``TensorDataset`` collates example by example and is several times slower).
@@ -11,20 +12,31 @@ Mini-batches index the training tensors directly with the order fnnet draws
 from __future__ import annotations
 
 import argparse
+import pathlib
+import sys
 from typing import Any
 
 import numpy as np
 
 QUICK_TRAIN, QUICK_VAL = 5_400, 600  # --quick: a tenth of the tutorial's split
+EXPERIMENTS = pathlib.Path(__file__).resolve().parents[1] / "experiments"
+
+
+def recipes():
+    """``experiments/apparel_recipes.py``: the apparel application's recipes live beside its script."""
+    if str(EXPERIMENTS) not in sys.path:
+        sys.path.insert(0, str(EXPERIMENTS))
+    import apparel_recipes
+
+    return apparel_recipes
 
 
 def load_splits(args: argparse.Namespace):
     """(splits, data description) with fnnet's loader and the tutorial's 90/10 stratified split (seed 0)."""
-    from fnnet.apparel import prepare_splits
     from fnnet.data import load_fashion_mnist
 
     data = load_fashion_mnist(args.data_dir, verbose=False)
-    splits = prepare_splits(data, seed=0)
+    splits = recipes().prepare_splits(data, seed=0)
     if args.quick:
         splits = splits._replace(
             train_x=splits.train_x[:QUICK_TRAIN],
@@ -41,14 +53,13 @@ def load_splits(args: argparse.Namespace):
     return splits, info
 
 
-def torch_model(torch, params: Any, device):
-    """The tutorial's ``nn.Sequential`` holding fnnet's ``params``."""
-    from fnnet.interop import flax_to_torch
+def torch_model(torch, state: Any, device):
+    """The tutorial's ``nn.Sequential`` holding the weights of fnnet's ``TrainState`` ``state``."""
+    from fnnet.nn import state_dict
 
     nn = torch.nn
     model = nn.Sequential(nn.Linear(784, 500), nn.ReLU(), nn.Linear(500, 10))
-    state = {k: torch.from_numpy(np.array(v)) for k, v in flax_to_torch(params, prefixes=["0", "2"]).items()}
-    model.load_state_dict(state)
+    model.load_state_dict({k: torch.from_numpy(v) for k, v in state_dict(state.model()).items()})
     return model.to(device)
 
 
@@ -120,7 +131,7 @@ def torch_full_batch(torch, model, optimizer, x, y, val_x, val_y, epochs: int, *
     return np.array(train_losses), np.array(val_losses)
 
 
-def time_torch_minibatch(args, impls, splits, params, lr: float, order_np):
+def time_torch_minibatch(args, impls, splits, state, lr: float, order_np):
     """Time one torch mini-batch epoch per impl (``torch`` or ``torch-compile``) over ``order_np``.
 
     Yields ``(impl, device description, timing, mean loss of the epoch)``; both ``mlp_mini`` and
@@ -135,7 +146,7 @@ def time_torch_minibatch(args, impls, splits, params, lr: float, order_np):
     tx, ty, _, _ = torch_tensors(torch, splits, device)
     order = torch.from_numpy(np.asarray(order_np, np.int64)).to(device)
     for impl in impls:
-        model = torch_model(torch, params, device)
+        model = torch_model(torch, state, device)
         optimizer = torch.optim.Adam(model.parameters(), lr=lr)
         setup = h.torch_resetter(model, optimizer)
         step = torch_compiled_step(torch, model, optimizer) if impl == "torch-compile" else None

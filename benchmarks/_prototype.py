@@ -5,33 +5,37 @@ it"), so ``mlp_mini.py`` and ``mlp_full.py`` time one next to fnnet (``--impls .
 fnnet is within 1.2x of the prototype, whatever is left between torch and fnnet is the machine's,
 not fnnet's API. Nothing from fnnet runs inside these programs: plain ``jnp`` for the 784-500-10
 MLP, ``log_softmax`` cross entropy and torch's Adam update written out (the arithmetic of
-``torch.optim.Adam``: ``lerp`` first moment, ``sqrt(v)/sqrt(bc2) + eps``), the whole epoch or run
-under one ``jit`` with ``lax.scan``. Weights come in as a plain dict
-``{"w1": (784, 500), "b1", "w2": (500, 10), "b2"}`` taken from fnnet's initial state, so both start
-from the same numbers and their results are compared.
+``torch.optim.Adam``: ``lerp`` first moment, ``sqrt(v)/sqrt(bc2) + eps``, bias corrections as exact
+as torch's double-precision ones), the whole epoch or run under one ``jit`` with ``lax.scan``.
+Weights come in as a plain dict ``{"w1": (500, 784), "b1", "w2": (10, 500), "b2"}`` in torch's
+``(out, in)`` layout (``x @ w.T``, as ``nn.Linear`` and fnnet compute it) taken from fnnet's initial
+state, so both start from the same numbers and their results are compared.
 """
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import jax
 import jax.numpy as jnp
 
 
-def params_from_flax(params: Any) -> dict[str, jax.Array]:
-    """fnnet's ``MLP((500, 10))`` variables as the prototype's plain dict."""
-    p = params["params"]
+def params_from_state(state: Any) -> dict[str, jax.Array]:
+    """The weights of fnnet's ``TrainState`` of ``mlp((784, 500, 10))`` as the prototype's plain dict."""
+    from fnnet.nn import state_dict
+
+    sd = state_dict(state.model())
     return {
-        "w1": p["Dense_0"]["kernel"],
-        "b1": p["Dense_0"]["bias"],
-        "w2": p["Dense_1"]["kernel"],
-        "b2": p["Dense_1"]["bias"],
+        "w1": jnp.asarray(sd["0.weight"]),
+        "b1": jnp.asarray(sd["0.bias"]),
+        "w2": jnp.asarray(sd["2.weight"]),
+        "b2": jnp.asarray(sd["2.bias"]),
     }
 
 
 def _logits(p, x):
-    return jnp.maximum(x @ p["w1"] + p["b1"], 0.0) @ p["w2"] + p["b2"]
+    return jnp.maximum(x @ p["w1"].T + p["b1"], 0.0) @ p["w2"].T + p["b2"]
 
 
 def _loss(p, x, y):
@@ -50,9 +54,11 @@ def _adam(lr: float, b1: float = 0.9, b2: float = 0.999, eps: float = 1e-8):
         tf = t.astype(jnp.float32)
         m = jax.tree.map(lambda m, g: m + (g - m) * (1 - b1), m, g)
         v = jax.tree.map(lambda v, g: v * b2 + (1 - b2) * g * g, v, g)
-        step_size = lr / (1 - b1**tf)
-        bc2_sqrt = jnp.sqrt(1 - b2**tf)
-        p = jax.tree.map(lambda p, m, v: p - step_size * m / (jnp.sqrt(v) / bc2_sqrt + eps), p, m, v)
+        # torch computes 1 - beta**t in Python doubles; in float32 1 - 0.999**t would cancel to a few
+        # significant bits, so the same value is taken as -expm1(t * log(beta)), log in double.
+        step_size = lr / -jnp.expm1(tf * math.log(b1))
+        bc2_sqrt = jnp.sqrt(-jnp.expm1(tf * math.log(b2)))
+        p = jax.tree.map(lambda p, m, v: p - step_size * (m / (jnp.sqrt(v) / bc2_sqrt + eps)), p, m, v)  # addcdiv_
         return p, (m, v, t)
 
     return init, step

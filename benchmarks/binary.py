@@ -2,7 +2,7 @@
 
     python benchmarks/binary.py [--repeats 5] [--quick] [--impls fnnet,torch,torch-compile]
 
-* fnnet: ``fnnet.smallnets.binary_train(params, X, y, epochs=200, lr=0.1)``: ``nn.BCELoss`` +
+* fnnet: ``fnnet.smallnets.binary_train(model, X, y, epochs=200, lr=0.1)``: ``nn.BCELoss`` +
   ``optim.SGD`` full batch, every epoch in one ``lax.scan`` under one ``jit``.
 * torch: the author's five-step loop ``optimizer.zero_grad(); output = model(X).view(-1);
   loss = criterion(output, y); loss.backward(); optimizer.step()``, the loss kept each epoch.
@@ -10,8 +10,8 @@
   AOTAutograd/Inductor, the optimizer eager), compiled once for every call.
 
 Data: the 100 rows of ``make_classification(100, 5, n_informative=3, random_state=101)`` as float32
-(``fnnet.load_binary_classification``). torch gets fnnet's initial weights
-(``fnnet.interop.flax_to_torch``), so both compute the same run; the final losses are compared.
+(``fnnet.toy_data.load_binary_classification``). torch gets fnnet's initial weights
+(``fnnet.nn.state_dict``), so both compute the same run; the final losses are compared.
 """
 
 from __future__ import annotations
@@ -51,22 +51,21 @@ def main(argv=None) -> int:
     args = h.parse(h.parser(__doc__.splitlines()[0]), argv)
     import jax
     import jax.numpy as jnp
-    import numpy as np
 
-    from fnnet.interop import flax_to_torch
+    import fnnet
     from fnnet.smallnets import binary_init, binary_train
     from fnnet.toy_data import load_binary_classification
 
     epochs = 20 if args.quick else 200
     meter = h.CompileMeter()
     X_np, y_np = load_binary_classification()
-    params = binary_init(jax.random.key(0))
+    model0 = binary_init(jax.random.key(0))
     records = []
     final = {}
     if "fnnet" in args.impl_list:
         X, y = jnp.asarray(X_np), jnp.asarray(y_np)
         t = h.time_calls(
-            lambda: binary_train(params, X, y, epochs=epochs, lr=LR),
+            lambda: binary_train(model0, X, y, epochs=epochs, lr=LR),
             repeats=args.repeats,
             finish=h.block,
             meter=meter,
@@ -82,7 +81,7 @@ def main(argv=None) -> int:
 
         device, desc = h.torch_device(args.torch_threads)
         Xt, yt = torch.from_numpy(X_np).to(device), torch.from_numpy(y_np).to(device)
-        state = {k: torch.from_numpy(np.array(v)) for k, v in flax_to_torch(params).items()}
+        state = {k: torch.from_numpy(v) for k, v in fnnet.nn.state_dict(model0).items()}
         criterion = torch.nn.BCELoss()
 
         def make_loop(model, compiled: bool):

@@ -2,7 +2,7 @@
 
     python benchmarks/hello.py [--repeats 5] [--quick] [--impls fnnet,torch,torch-compile]
 
-* fnnet: ``fnnet.smallnets.hello_train(hello_params(), steps=1000, lr=0.1)``: every
+* fnnet: ``fnnet.smallnets.hello_train(hello_net(), steps=1000, lr=0.1)``: every
   ``value_and_grad`` + optax SGD step in one ``lax.scan`` under one ``jit``.
 * torch: the author's loop ``net.zero_grad(); loss = nn.MSELoss()(net(x), target);
   loss.backward(); optimizer.step()`` with ``optim.SGD(lr=0.1)``, the loss kept each step.
@@ -52,16 +52,16 @@ def torch_net(torch):
 def main(argv=None) -> int:
     args = h.parse(h.parser(__doc__.splitlines()[0]), argv)
 
-    from fnnet.smallnets import hello_params, hello_train
+    from fnnet.smallnets import hello_net, hello_train
 
     steps = 100 if args.quick else 1000
     meter = h.CompileMeter()
     records = []
     final = {}
     if "fnnet" in args.impl_list:
-        p0 = hello_params()
+        net0 = hello_net()
         t = h.time_calls(
-            lambda: hello_train(p0, steps=steps, lr=LR),
+            lambda: hello_train(net0, steps=steps, lr=LR),
             repeats=args.repeats,
             finish=h.block,
             meter=meter,

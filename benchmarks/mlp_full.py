@@ -9,7 +9,8 @@ validation images after every epoch.
 
 * fnnet (variant ``run_fn``, the default): ``fnnet.train.make_run_fn``: the 20 epochs *and* their
   validation losses in one ``jit`` (``lax.scan`` over epochs), compiled once per run function.
-* fnnet-fit (variant ``fit``): ``fnnet.fit(state, splits, recipe, seed=0)``, the resumable
+* fnnet-fit (variant ``fit``): ``fnnet.fit(state, None, (x, y), make_step=make_step(recipe), epochs=20,
+  seed=0, evaluate=...)`` with the validation loss from ``fnnet.train.make_evaluator``: the resumable
   per-epoch loop of the experiment (no checkpointer). Every call builds new jitted functions and so
   compiles again, and copies the training set to the device: that is what each repeat measures.
 * torch: the tutorial's loop (``model.train(); loss = criterion(model(x), y); loss.backward();
@@ -43,20 +44,22 @@ def main(argv=None) -> int:
     import jax
     import jax.numpy as jnp
 
-    from fnnet.apparel import RECIPES, build_state, fit, make_loss, make_step
-    from fnnet.train import make_run_fn
+    from fnnet.train import fit, make_evaluator, make_run_fn
 
+    recipes = _apparel.recipes()
     splits, info = _apparel.load_splits(args)
     n = info["n_train"]
-    recipe = RECIPES["tutorial"].with_overrides(epochs=2 if args.quick else 20)
-    state0 = build_state(recipe, 0, n)
+    recipe = recipes.RECIPES["tutorial"].with_overrides(epochs=2 if args.quick else 20)
+    state0 = recipes.build_state(recipe, 0, n)
     meter = h.CompileMeter()
     first_only = args.first_call_only or args.populate_cache
     records = []
     final = {}
     common = {"epochs": recipe.epochs, **info}
     if "fnnet" in args.impl_list:
-        run = make_run_fn(make_step(recipe), batch_size=n, epochs=recipe.epochs, loss_fn=make_loss(recipe))
+        run = make_run_fn(
+            recipes.make_step(recipe)(None), batch_size=n, epochs=recipe.epochs, loss_fn=recipes.make_loss(recipe)
+        )
         x, y, vx, vy = (jnp.asarray(a) for a in (splits.train_x, splits.train_y, splits.val_x, splits.val_y))
         data_key = jax.random.fold_in(jax.random.PRNGKey(0), 2)  # what fit(seed=0) uses
         if args.populate_cache:
@@ -76,8 +79,22 @@ def main(argv=None) -> int:
         records.append(rec)
         h.emit(args, rec)
     if "fnnet-fit" in args.impl_list:
+
+        def fit_once():
+            evaluator = make_evaluator(recipes.make_loss(recipe))  # as the experiment: one per run
+            return fit(
+                state0,
+                None,
+                (splits.train_x, splits.train_y),
+                make_step=recipes.make_step(recipe),
+                epochs=recipe.epochs,
+                batch_size=recipe.batch_size,
+                seed=0,
+                evaluate=lambda st: {"val_loss": evaluator(st, splits.val_x, splits.val_y)["loss"]},
+            )
+
         t = h.time_calls(
-            lambda: fit(state0, splits, recipe, seed=0),
+            fit_once,
             repeats=args.repeats,
             finish=lambda out: (h.block(out[0]), out[1])[1],
             meter=meter,
@@ -91,7 +108,7 @@ def main(argv=None) -> int:
         import _prototype
 
         run_p = _prototype.make_full_batch_run(lr=recipe.lr, epochs=recipe.epochs, accumulate=recipe.accumulate_grads)
-        p0 = _prototype.params_from_flax(state0.params)
+        p0 = _prototype.params_from_state(state0)
         arrays = [jnp.asarray(a) for a in (splits.train_x, splits.train_y, splits.val_x, splits.val_y)]
         t = h.time_calls(lambda: run_p(p0, *arrays), repeats=args.repeats, finish=h.block)
         result = float(t["out"][1][-1])
@@ -109,7 +126,7 @@ def main(argv=None) -> int:
         tx, ty, tvx, tvy = _apparel.torch_tensors(torch, splits, device)
 
         for impl in torch_impls:
-            model = _apparel.torch_model(torch, state0.params, device)
+            model = _apparel.torch_model(torch, state0, device)
             setup = h.torch_resetter(model, torch.optim.Adam(model.parameters(), lr=recipe.lr))
             forward = torch.compile(model) if impl == "torch-compile" else model  # compiled once
 

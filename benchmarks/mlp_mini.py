@@ -6,7 +6,8 @@
 The ``tutorial-fixed`` recipe with ``batch_size=128``: Adam(lr=0.0005), gradients reset every step,
 421 steps (the last 112 images of the shuffled order are dropped, like ``drop_last=True``).
 
-* fnnet: ``fnnet.make_epoch_fn(fnnet.apparel.make_step(recipe), batch_size=128)``: the epoch's
+* fnnet: ``fnnet.train.make_epoch_fn(make_step(recipe)(None), batch_size=128)`` (``make_step`` from
+  ``experiments/apparel_recipes.py``): the epoch's
   permutation and all 421 steps in one ``jit`` (``lax.scan``), the data already on the device.
 * torch: ``for idx in order: optimizer.zero_grad(); loss = criterion(model(x[idx]), y[idx]);
   loss.backward(); optimizer.step()`` over the same order fnnet draws (so both runs compute the same
@@ -40,20 +41,20 @@ def main(argv=None) -> int:
     import jax.numpy as jnp
     import numpy as np
 
-    from fnnet.apparel import RECIPES, build_state, make_step
     from fnnet.train import epoch_permutation, make_epoch_fn
 
+    recipes = _apparel.recipes()
     splits, info = _apparel.load_splits(args)
     n = info["n_train"]
-    recipe = RECIPES["tutorial-fixed"].with_overrides(batch_size=BATCH, epochs=1)
-    state0 = build_state(recipe, 0, n)
+    recipe = recipes.RECIPES["tutorial-fixed"].with_overrides(batch_size=BATCH, epochs=1)
+    state0 = recipes.build_state(recipe, 0, n)
     data_key = jax.random.fold_in(jax.random.PRNGKey(0), 2)
     meter = h.CompileMeter()
     records = []
     final = {}
     common = {"batch_size": BATCH, "steps": n // BATCH, **info}
     if "fnnet" in args.impl_list:
-        epoch_fn = make_epoch_fn(make_step(recipe), batch_size=BATCH)
+        epoch_fn = make_epoch_fn(recipes.make_step(recipe)(None), batch_size=BATCH)
         x, y = jnp.asarray(splits.train_x), jnp.asarray(splits.train_y)
         if args.populate_cache:
             meter.reset()
@@ -75,7 +76,7 @@ def main(argv=None) -> int:
         import _prototype
 
         epoch = _prototype.make_minibatch_epoch(lr=recipe.lr, batch_size=BATCH)
-        p0 = _prototype.params_from_flax(state0.params)
+        p0 = _prototype.params_from_state(state0)
         x, y = jnp.asarray(splits.train_x), jnp.asarray(splits.train_y)
         key = jax.random.fold_in(data_key, 0)  # fnnet's epoch 0 order: the same batches
         t = h.time_calls(lambda: epoch(p0, x, y, key), repeats=args.repeats, finish=h.block)
@@ -90,9 +91,7 @@ def main(argv=None) -> int:
         h.emit(args, rec)
     torch_impls = [i for i in args.impl_list if i.startswith("torch")]
     order = epoch_permutation(data_key, 0, n, BATCH) if torch_impls else None
-    for impl, desc, t, mean in _apparel.time_torch_minibatch(
-        args, torch_impls, splits, state0.params, recipe.lr, order
-    ):
+    for impl, desc, t, mean in _apparel.time_torch_minibatch(args, torch_impls, splits, state0, recipe.lr, order):
         extra = {}
         if "fnnet" in final:
             extra["mean_loss_rel_diff_vs_fnnet"] = float(abs(mean - final["fnnet"]) / final["fnnet"])

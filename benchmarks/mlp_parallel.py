@@ -3,8 +3,9 @@
     python benchmarks/mlp_parallel.py [--repeats 5] [--quick] [--data-dir DIR] [--host-devices 2]
                                       [--impls fnnet-pmap,fnnet-sharding,torch,torch-compile]
 
-fnnet runs the epoch of ``mlp_mini`` data-parallel over **all local devices** through
-``fnnet.parallel.epoch_runner`` (what ``experiments/apparel_classifier.py --parallel pmap|sharding``
+fnnet runs the epoch of ``mlp_mini`` data-parallel over **all local devices** through the layout
+``experiments/cli.py``'s ``setup_parallel`` picks (``fnnet.parallel.pmap()`` / ``sharding()``, its
+``epoch_fn``, ``put`` and ``prepare``: what ``experiments/apparel_classifier.py --parallel pmap|sharding``
 uses): each global batch of 128 is split over the devices, gradients meet in an all-reduce.
 
 On a CPU-only machine the devices are *forced*: this script sets
@@ -63,14 +64,15 @@ def main(argv=None) -> int:
     import jax
     import numpy as np
 
-    from fnnet import parallel
-    from fnnet.apparel import RECIPES, build_state
     from fnnet.train import epoch_permutation
+
+    recipes = _apparel.recipes()
+    import cli  # experiments/cli.py, on sys.path with the recipes
 
     splits, info = _apparel.load_splits(args)
     n = info["n_train"]
-    recipe = RECIPES["tutorial-fixed"].with_overrides(batch_size=BATCH, epochs=1)
-    state0 = build_state(recipe, 0, n)
+    recipe = recipes.RECIPES["tutorial-fixed"].with_overrides(batch_size=BATCH, epochs=1)
+    state0 = recipes.build_state(recipe, 0, n)
     data_key = jax.random.fold_in(jax.random.PRNGKey(0), 2)
     meter = h.CompileMeter()
     devices = jax.local_devices()
@@ -85,10 +87,11 @@ def main(argv=None) -> int:
     for impl in [i for i in args.impl_list if i.startswith("fnnet")]:
         mode = impl.split("-", 1)[1]
         flags = argparse.ArgumentParser()
-        parallel.add_arguments(flags)
-        ctx = parallel.setup(flags.parse_args(["--parallel", mode]))
-        epoch_fn, put_data, state = parallel.epoch_runner(ctx, recipe, state0, n)
-        x, y = put_data(splits.train_x), put_data(splits.train_y)
+        cli.add_parallel_arguments(flags)
+        layout = cli.setup_parallel(flags.parse_args(["--parallel", mode])).layout
+        epoch_fn = layout.epoch_fn(recipes.make_step(recipe)(layout.axis_name), batch_size=BATCH, n_examples=n)
+        state = layout.prepare(state0)
+        x, y = layout.put(splits.train_x), layout.put(splits.train_y)
         t = h.time_calls(
             lambda: epoch_fn(state, x, y, data_key, 0),
             repeats=args.repeats,
@@ -102,9 +105,7 @@ def main(argv=None) -> int:
         h.emit(args, rec)
     torch_impls = [i for i in args.impl_list if i.startswith("torch")]
     order = epoch_permutation(data_key, 0, n, BATCH) if torch_impls else None
-    for impl, desc, t, mean in _apparel.time_torch_minibatch(
-        args, torch_impls, splits, state0.params, recipe.lr, order
-    ):
+    for impl, desc, t, mean in _apparel.time_torch_minibatch(args, torch_impls, splits, state0, recipe.lr, order):
         extra = {f"mean_loss_rel_diff_vs_fnnet_{m}": float(abs(mean - v) / v) for m, v in final.items()}
         rec = h.record(WORKLOAD, impl, desc, t, args, result=mean, **common, **extra)
         records.append(rec)

@@ -2,7 +2,7 @@
 
     python benchmarks/scratch.py [--repeats 5] [--quick] [--impls fnnet,torch,torch-compile]
 
-* fnnet: ``fnnet.smallnets.scratch_train`` (``mode="corrected"``): all epochs in one ``lax.fori_loop``
+* fnnet: ``fnnet.smallnets.scratch_train`` (``mode="corrected"``): all epochs in one ``lax.scan``
   under one ``jit``.
 * torch: the article's loop with torch tensors (``torch.mm``, ``1 / (1 + torch.exp(-x))``, in-place
   ``+=`` updates), one Python iteration per epoch.

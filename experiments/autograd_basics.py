@@ -23,8 +23,8 @@ import sys
 import jax
 import jax.numpy as jnp
 import numpy as np
+from reports import save_figure
 
-from fnnet.reports import save_figure
 from fnnet.tensor import manual_seed, randn
 
 

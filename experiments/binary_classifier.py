@@ -28,8 +28,8 @@ from collections.abc import Sequence
 import jax
 import jax.numpy as jnp
 import numpy as np
+from reports import save_figure
 
-from fnnet.reports import save_figure
 from fnnet.smallnets import binary_init, binary_predict, binary_snapshots, binary_train
 from fnnet.toy_data import load_binary_classification
 
@@ -88,19 +88,19 @@ def main(argv: Sequence[str] | None = None) -> int:
         X_np, y_np = load_binary_classification()
         X, y = jnp.asarray(X_np), jnp.asarray(y_np)
         key_long, key_fresh = jax.random.split(jax.random.key(args.seed))
-        params = binary_init(key_long)
-        untrained = np.asarray(binary_predict(params, X))
+        model = binary_init(key_long)
+        untrained = np.asarray(binary_predict(model, X))
         print(
             f"untrained model: mean probability {untrained.mean():.4f} "
             f"(min {untrained.min():.4f}, max {untrained.max():.4f})"
         )
-        params, losses = binary_train(params, X, y, epochs=cfg.epochs, lr=cfg.lr)
+        model, losses = binary_train(model, X, y, epochs=cfg.epochs, lr=cfg.lr)
         losses = np.asarray(losses)
         for i in [*range(0, cfg.epochs, cfg.print_every), cfg.epochs - 1]:
             if i == cfg.epochs - 1 and i % cfg.print_every == 0:
                 continue  # already printed
             print(f"epoch {i + 1:5d}: loss {losses[i]:.6f}")
-        accuracy = float(np.mean((np.asarray(binary_predict(params, X)) > 0.5) == (y_np > 0.5)))
+        accuracy = float(np.mean((np.asarray(binary_predict(model, X)) > 0.5) == (y_np > 0.5)))
         print(f"accuracy after {cfg.epochs} epochs: {accuracy:.2f}")
         probs = np.asarray(
             binary_snapshots(binary_init(key_fresh), X, y, snapshots=cfg.snapshots, every=cfg.snapshot_every, lr=cfg.lr)

@@ -7,7 +7,7 @@ after each) with the hand-set weights w_l1=1.58, b_l1=-0.14, w_l2=2.45, b_l2=-0.
 target 1, ``nn.MSELoss`` and one ``optim.SGD(lr=0.1)`` step, following the author's
 ``backprop_pytorch.py`` (``net.zero_grad(); loss.backward(); optimizer.step()``, the three lines the
 article's text lost). Here the step is ``fnnet.smallnets.hello_train(steps=1)``:
-``jax.value_and_grad`` of ``fnnet.losses.mse_loss`` and one update of ``fnnet.optim.sgd(lr=0.1)``
+``jax.value_and_grad`` of ``fnnet.nn.functional.mse_loss`` and one update of ``fnnet.optim.sgd(lr=0.1)``
 (an optax transformation); no gradient buffers, so there is nothing to zero. Then the article's
 hand-computed version (chain rule by hand, plain ``jnp``, no autodiff) prints the same numbers.
 All values use ``round(x, 4)`` as the article.
@@ -25,44 +25,39 @@ from collections.abc import Sequence
 
 import jax
 import jax.numpy as jnp
+from reports import atomic_write_text
 
 from fnnet.models import HelloNet
-from fnnet.reports import atomic_write_text
-from fnnet.smallnets import hello_data, hello_params, hello_train
+from fnnet.smallnets import hello_data, hello_net, hello_train
 
 LR = 0.1  # optim.SGD(net.parameters(), lr=0.1)
 INPUT, TARGET = 0.8, 1.0
 
 
-def topology(params: dict, name: str = "Net") -> str:
-    """``print(net)`` of the torch module: one ``Linear`` line per Dense layer, in torch's format."""
-    lines = [f"{name}("]
-    for layer, p in params["params"].items():
-        n_in, n_out = p["kernel"].shape
-        lines.append(f"  ({layer}): Linear(in_features={n_in}, out_features={n_out}, bias={'bias' in p})")
-    lines.append(")")
-    return "\n".join(lines)
+def topology(net: HelloNet, name: str = "Net") -> str:
+    """``print(net)`` of the torch module: fnnet.nn modules print in torch's format; the class is named
+    ``name`` (the tutorial's ``Net``)."""
+    return repr(net).replace(type(net).__name__, name, 1)
 
 
 def flax_values() -> dict[str, float]:
-    """The ten printed quantities: the Flax module and one optax SGD step (``fnnet.smallnets.hello_train``)."""
-    params = hello_params()
+    """The ten printed quantities: the ``fnnet.nn`` module and one optax SGD step (``fnnet.smallnets.hello_train``)."""
+    net = hello_net()
     x, _ = hello_data()
-    new, _ = hello_train(params, steps=1, lr=LR)
-    model = HelloNet()
-    out, new_out = model.apply(params, x), model.apply(new, x)
+    new, _ = hello_train(net, steps=1, lr=LR)
+    out, new_out = net(x), new(x)
 
-    def scalars(p: dict, prefix: str) -> dict[str, float]:
-        hl, ol = p["params"]["hidden_layer"], p["params"]["output_layer"]
+    def scalars(n: HelloNet, prefix: str) -> dict[str, float]:
+        hl, ol = n.hidden_layer, n.output_layer
         return {
-            f"{prefix}w_l1": float(hl["kernel"][0, 0]),
-            f"{prefix}b_l1": float(hl["bias"][0]),
-            f"{prefix}w_l2": float(ol["kernel"][0, 0]),
-            f"{prefix}b_l2": float(ol["bias"][0]),
+            f"{prefix}w_l1": float(hl.weight.get_value()[0, 0]),
+            f"{prefix}b_l1": float(hl.bias.get_value()[0]),
+            f"{prefix}w_l2": float(ol.weight.get_value()[0, 0]),
+            f"{prefix}b_l2": float(ol.bias.get_value()[0]),
         }
 
     return {
-        **scalars(params, ""),
+        **scalars(net, ""),
         "a_l2": float(out[0, 0]),
         **scalars(new, "updated_"),
         "updated_a_l2": float(new_out[0, 0]),
@@ -110,7 +105,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--seed", type=int, default=0, help="unused: the weights are fixed")
     args = parser.parse_args(argv)
     try:
-        lines = [f"network topology: {topology(hello_params())}"]
+        lines = [f"network topology: {topology(hello_net())}"]
         lines += format_values(flax_values())
         lines.append("hand-computed (plain jnp, no autodiff):")
         lines += format_values(hand_values())

@@ -5,7 +5,7 @@
 
 X = [[1,0,1,0],[1,0,1,1],[0,1,0,1]], y = [[1],[1],[0]], 3 hidden sigmoid neurons, lr 0.1: the
 article's network trained by explicit matrix calculus (no autodiff), the whole loop one
-``lax.fori_loop`` inside one ``jax.jit`` (``fnnet.smallnets.scratch_train``; this script only parses
+``lax.scan`` inside one ``jax.jit`` (``fnnet.smallnets.scratch_train``; this script only parses
 flags and prints).
 
 * ``--corrected`` (default): ``output = sigmoid(output_layer_input)``, sigmoid slopes taken at the
@@ -37,8 +37,8 @@ import sys
 from collections.abc import Sequence
 
 import jax
+from reports import atomic_write_text
 
-from fnnet.reports import atomic_write_text
 from fnnet.smallnets import scratch_init, scratch_train
 
 

@@ -26,8 +26,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pandas as pd
+from reports import atomic_write_text
 
-from fnnet.reports import atomic_write_text
 from fnnet.tensor import (
     cat,
     det,

@@ -92,6 +92,6 @@ def mlp(
         layers.append(nn.Linear(a, b, dtype=dtype, rngs=rngs))
         if i < len(widths) - 2:
             layers.append(nn.ReLU())
-            if dropout > 0:
+            if dropout != 0:  # Dropout(p) itself rejects p outside [0, 1], as torch
                 layers.append(nn.Dropout(dropout, rngs=rngs))
     return nn.Sequential(*layers)

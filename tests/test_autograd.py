@@ -23,7 +23,11 @@ def _load_experiment():
     path = REPO / "experiments" / "autograd_basics.py"
     spec = importlib.util.spec_from_file_location("_experiment_autograd_basics", path)
     module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
+    sys.path.insert(0, str(path.parent))  # its sibling ``reports``, as when run from experiments/
+    try:
+        spec.loader.exec_module(module)
+    finally:
+        sys.path.remove(str(path.parent))
     return module
 
 

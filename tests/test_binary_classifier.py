@@ -14,23 +14,27 @@ import numpy as np
 import pytest
 from PIL import Image
 
+import fnnet
 from fnnet import smallnets
-from fnnet.interop import torch_to_flax
 from fnnet.toy_data import load_binary_classification
 
-EXPERIMENT = pathlib.Path(__file__).resolve().parent.parent / "experiments" / "binary_classifier.py"
+EXPERIMENTS = pathlib.Path(__file__).resolve().parent.parent / "experiments"
+EXPERIMENT = EXPERIMENTS / "binary_classifier.py"
 
 
 @pytest.fixture(scope="module")
 def bc():
     # Registered under a private name while loaded: dataclasses look their module up there.
+    # The script imports its sibling ``reports`` as it does when run from experiments/.
     spec = importlib.util.spec_from_file_location("_experiment_binary_classifier", EXPERIMENT)
     module = importlib.util.module_from_spec(spec)
     sys.modules[spec.name] = module
+    sys.path.insert(0, str(EXPERIMENTS))
     try:
         spec.loader.exec_module(module)
         yield module
     finally:
+        sys.path.remove(str(EXPERIMENTS))
         sys.modules.pop(spec.name, None)
 
 
@@ -63,6 +67,13 @@ def _torch_network(torch):
             return self.sigmoid(self.output(x))
 
     return Network()
+
+
+def _from_torch(net, dtype=None):
+    """fnnet's ``BinaryClassifier`` holding the torch network's weights (torch's keys, no transposes)."""
+    model = smallnets.binary_init(0, dtype)
+    fnnet.nn.load_state_dict(model, net.state_dict())
+    return model
 
 
 def _torch_losses(torch, net, X, y, epochs):
@@ -98,8 +109,8 @@ def test_loss_curve_equals_torch_float32(torch, seed, rtol):
     X, y = load_binary_classification()
     torch.manual_seed(seed)
     net = _torch_network(torch)
-    params = torch_to_flax(net.state_dict(), jax.eval_shape(smallnets.binary_init, jax.random.key(0)))
-    _, losses = smallnets.binary_train(params, jnp.asarray(X), jnp.asarray(y), epochs=1000, lr=0.1)
+    model = _from_torch(net)
+    _, losses = smallnets.binary_train(model, jnp.asarray(X), jnp.asarray(y), epochs=1000, lr=0.1)
     assert losses.dtype == jnp.float32 and losses.shape == (1000,)
     np.testing.assert_allclose(np.asarray(losses), _torch_losses(torch, net, X, y, 1000), rtol=rtol, atol=0)
 
@@ -108,8 +119,8 @@ def test_loss_curve_equals_torch_float64(torch, x64):
     X, y = (a.astype(np.float64) for a in load_binary_classification())
     torch.manual_seed(0)
     net = _torch_network(torch).double()
-    params = torch_to_flax(net.state_dict(), jax.eval_shape(smallnets.binary_init, jax.random.key(0)))
-    _, losses = smallnets.binary_train(params, jnp.asarray(X), jnp.asarray(y), epochs=1000, lr=0.1)
+    model = _from_torch(net, jnp.float64)
+    _, losses = smallnets.binary_train(model, jnp.asarray(X), jnp.asarray(y), epochs=1000, lr=0.1)
     assert losses.dtype == jnp.float64
     np.testing.assert_allclose(np.asarray(losses), _torch_losses(torch, net, X, y, 1000), rtol=1e-12, atol=0)
 
@@ -118,8 +129,7 @@ def test_snapshots_equal_torchs_probabilities_every_20_epochs(torch):
     X, y = load_binary_classification()
     torch.manual_seed(1)
     net = _torch_network(torch)
-    params = torch_to_flax(net.state_dict(), jax.eval_shape(smallnets.binary_init, jax.random.key(0)))
-    probs = smallnets.binary_snapshots(params, jnp.asarray(X), jnp.asarray(y), snapshots=10, every=20, lr=0.1)
+    probs = smallnets.binary_snapshots(_from_torch(net), jnp.asarray(X), jnp.asarray(y), snapshots=10, every=20, lr=0.1)
     assert probs.shape == (10, 100)
     expected = []
     for _ in range(10):
@@ -166,6 +176,6 @@ def test_bad_epochs_is_one_error_line(bc, tmp_path, capsys):
 def test_binary_train_rejects_bad_arguments(kwargs, culprit):
     X, y = load_binary_classification()
     args = {"X": jnp.asarray(X), "y": jnp.asarray(y), **kwargs}
-    params = smallnets.binary_init(jax.random.key(0))
+    model = smallnets.binary_init(jax.random.key(0))
     with pytest.raises(ValueError, match=culprit):
-        smallnets.binary_train(params, args.pop("X"), args.pop("y"), **args)
+        smallnets.binary_train(model, args.pop("X"), args.pop("y"), **args)

@@ -1,7 +1,7 @@
 """fnnet.export: a jax.export artifact + JSON contract that a jax-only process loads and runs.
 
 The reference is the in-process Flax model itself: on the same machine the exported StableHLO
-must give bitwise the same logits as ``jax.jit(model.apply)`` for any batch size (the batch
+must give bitwise the same logits as the jitted ``model(x)`` in eval mode for any batch size (the batch
 dimension is symbolic), including in a fresh process that never imports fnnet or flax.
 """
 
@@ -16,55 +16,48 @@ import shutil
 import subprocess
 import sys
 
-import flax.linen as nn
 import jax
-import jax.numpy as jnp
 import numpy as np
 import optax
 import pytest
+from flax import nnx
 from jax import export as jax_export
 
+import fnnet
+import fnnet.nn.functional as F
 from fnnet import export as fx
 
 
-class TinyMLP(nn.Module):
-    """784-32-10: the apparel tutorial's Linear-ReLU-Linear at a test-sized width."""
-
-    @nn.compact
-    def __call__(self, x: jax.Array) -> jax.Array:
-        return nn.Dense(10)(nn.relu(nn.Dense(32)(x)))
-
-
-def train_tiny_mlp(seed: int = 0, steps: int = 5):
-    """A few Adam steps on random data, so the params are not just the initialisation."""
-    model = TinyMLP()
+def train_tiny_mlp(seed: int = 0, steps: int = 5, dropout: float = 0.0):
+    """784-32-10, the apparel tutorial's Linear-ReLU-Linear at a test-sized width, after a few Adam
+    steps on random data (so the weights are not just the initialisation); returns (model, state)."""
+    model = fnnet.models.mlp((784, 32, 10), dropout=dropout, rngs=nnx.Rngs(seed))
     rng = np.random.default_rng(seed)
-    x = jnp.asarray(rng.random((64, 784), dtype=np.float32))
-    y = jnp.asarray(rng.integers(0, 10, 64))
-    params = model.init(jax.random.key(seed), x[:1])
-    tx = optax.adam(1e-2)
+    x, y = rng.random((64, 784), dtype=np.float32), rng.integers(0, 10, 64).astype(np.int32)
+    result = fnnet.fit(model, optax.adam(1e-2), (x, y), loss_fn=F.cross_entropy, epochs=steps, seed=seed)
+    return model, result.state  # fit trained ``model`` in place
 
-    @jax.jit
-    def step(params, opt_state):
-        def loss_fn(p):
-            return optax.softmax_cross_entropy_with_integer_labels(model.apply(p, x), y).mean()
 
-        grads = jax.grad(loss_fn)(params)
-        updates, opt_state = tx.update(grads, opt_state, params)
-        return optax.apply_updates(params, updates), opt_state
+def logits(model, x):
+    """``model(x)`` in eval mode, jitted as the export is: the weights closed over as constants of the
+    program (passed as arguments instead, XLA may order the transposed weight's products otherwise:
+    one-ulp differences), so the logits are bitwise the artifact's."""
+    graphdef, state = nnx.split(model)
 
-    opt_state = tx.init(params)
-    for _ in range(steps):
-        params, opt_state = step(params, opt_state)
-    return model, params
+    def forward(x):
+        m = nnx.merge(graphdef, state)
+        m.eval()
+        return m(x)
+
+    return np.asarray(jax.jit(forward)(x))
 
 
 @pytest.fixture(scope="module")
 def exported(tmp_path_factory):
-    model, params = train_tiny_mlp()
+    model, state = train_tiny_mlp()
     out = tmp_path_factory.mktemp("model")
-    artifact, contract = fx.export_classifier(model.apply, params, out)
-    return model, params, out, artifact, contract
+    artifact, contract = fx.export_classifier(model, out)
+    return model, state, out, artifact, contract
 
 
 def _inputs(n: int) -> np.ndarray:
@@ -84,7 +77,7 @@ def test_contract_describes_the_artifact(exported):
     exp = jax_export.deserialize(bytearray(blob))
     import fnnet
 
-    assert contract["input"] == {"shape": ["batch", 784], "dtype": "float32"}
+    assert contract["input"] == {"shape": ["batch", 784], "dtype": "float32", "layout": "flat"}
     assert contract["normalisation"] == {"divide_by": 255.0, "subtract": 0.0}
     assert contract["output"] == "logits"
     assert contract["class_names"] == [
@@ -130,7 +123,7 @@ print("imported:", bad)
 
 
 def test_fresh_jax_only_process_predicts_bitwise_equal(exported, tmp_path):
-    model, params, out, _, _ = exported
+    model, _, out, _, _ = exported
     x = _inputs(17)
     np.save(tmp_path / "x.npy", x)
     script = tmp_path / "load_and_predict.py"
@@ -147,9 +140,8 @@ def test_fresh_jax_only_process_predicts_bitwise_equal(exported, tmp_path):
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.strip() == "imported: []"
     got = np.load(tmp_path / "logits.npz")
-    apply = jax.jit(model.apply)
     for n in (3, 17):
-        want = np.asarray(apply(params, x[:n]))
+        want = logits(model, x[:n])
         assert got[str(n)].shape == (n, 10)
         np.testing.assert_array_equal(got[str(n)], want)  # bitwise, same machine
         np.testing.assert_array_equal(got[str(n)].argmax(1), want.argmax(1))
@@ -157,10 +149,10 @@ def test_fresh_jax_only_process_predicts_bitwise_equal(exported, tmp_path):
 
 @pytest.mark.parametrize("n", [1, 3, 17])
 def test_load_exported_in_process_matches_model(exported, n):
-    model, params, out, _, _ = exported
+    model, _, out, _, _ = exported
     logits_fn, contract = fx.load_exported(out)
     x = _inputs(n)
-    np.testing.assert_array_equal(np.asarray(logits_fn(x)), np.asarray(jax.jit(model.apply)(params, x)))
+    np.testing.assert_array_equal(np.asarray(logits_fn(x)), logits(model, x))
     assert contract["class_names"][0] == "T-shirt/top"
 
 
@@ -262,10 +254,6 @@ def test_load_exported_clear_errors(exported, tmp_path, damage, file, message):
     assert str(d / file) in str(info.value)
 
 
-def _apply(params, x):
-    return TinyMLP().apply(params, x)
-
-
 @pytest.mark.parametrize(
     "kwargs, error, message",
     [
@@ -285,37 +273,52 @@ def _apply(params, x):
     ids=lambda v: str(v) if isinstance(v, dict) else None,
 )
 def test_export_validates_arguments(exported, tmp_path, kwargs, error, message):
-    params = exported[1]
     with pytest.raises(error, match=message):
-        fx.export_classifier(_apply, params, tmp_path / "m", **kwargs)
+        fx.export_classifier(exported[0], tmp_path / "m", **kwargs)
     assert not (tmp_path / "m" / "model.json").exists()
 
 
-def test_export_rejects_non_callable(tmp_path):
-    with pytest.raises(TypeError, match="apply_fn must be callable"):
-        fx.export_classifier("apply", {}, tmp_path)
+def test_export_rejects_what_is_not_a_model(tmp_path):
+    with pytest.raises(TypeError, match="model must be an nnx.Module, a TrainState or a function x -> logits"):
+        fx.export_classifier("apply", tmp_path)
+
+
+def test_a_module_its_train_state_and_a_function_export_the_same_model(exported, tmp_path):
+    model, state, out, _, _ = exported
+    x = _inputs(5)
+    want = np.asarray(fx.load_exported(out)[0](x))
+    fx.export_classifier(state, tmp_path / "state")  # fit's TrainState: what the apparel script exports
+    fx.export_classifier(lambda v: model(v), tmp_path / "fn", platforms=("cpu",))
+    for name in ("state", "fn"):
+        np.testing.assert_array_equal(np.asarray(fx.load_exported(tmp_path / name)[0](x)), want, err_msg=name)
+
+
+def test_export_runs_the_model_in_eval_mode_and_leaves_it_as_it_was(tmp_path):
+    """A model with dropout exports its eval-mode forward (torch's ``model.eval()`` before export);
+    the caller's model stays in training mode."""
+    model, _ = train_tiny_mlp(steps=2, dropout=0.5)
+    assert model.training
+    fx.export_classifier(model, tmp_path, platforms=("cpu",))
+    assert model.training and model[2].training
+    x = _inputs(6)
+    got = np.asarray(fx.load_exported(tmp_path)[0](x))
+    np.testing.assert_array_equal(got, logits(model, x))
+    assert not np.allclose(got, np.asarray(model(x)))  # training mode would drop units
 
 
 def test_export_cpu_only_and_other_input_shape(tmp_path):
-    """A (28, 28) input (a model that flattens itself) exported for cpu alone."""
-    model, params = train_tiny_mlp(steps=1)
-
-    def apply(p, x):
-        return model.apply(p, x.reshape((x.shape[0], 784)))
-
+    """A (28, 28) input (``Flatten`` in front of the MLP, as a torch user writes it) exported for cpu alone."""
+    model, _ = train_tiny_mlp(steps=1)
     fx.export_classifier(
-        apply,
-        params,
+        fnnet.nn.Sequential(fnnet.nn.Flatten(), model),
         tmp_path,
         input_shape=(28, 28),
         platforms=("cpu",),
         normalisation={"divide_by": 0.3530, "subtract": 0.2860},
     )
     logits_fn, contract = fx.load_exported(tmp_path)
-    assert contract["input"]["shape"] == ["batch", 28, 28]
+    assert contract["input"] == {"shape": ["batch", 28, 28], "dtype": "float32", "layout": "(d0, d1)"}
     assert contract["platforms"] == ["cpu"]
     assert contract["normalisation"] == {"divide_by": 0.3530, "subtract": 0.2860}
     x = _inputs(4)
-    np.testing.assert_array_equal(
-        np.asarray(logits_fn(x.reshape(4, 28, 28))), np.asarray(jax.jit(model.apply)(params, x))
-    )
+    np.testing.assert_array_equal(np.asarray(logits_fn(x.reshape(4, 28, 28))), logits(model, x))

@@ -1,4 +1,5 @@
-"""fnnet.models against torch: nn.Linear's initialisation, forward passes, per-example dropout."""
+"""fnnet.models against torch: the tutorials' networks built from fnnet.nn, nn.Linear's initialisation,
+forward passes with torch's weights, and per-example dropout in the apparel MLP."""
 
 from __future__ import annotations
 
@@ -6,62 +7,78 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+from flax import nnx
 
-from fnnet.interop import torch_to_flax
-from fnnet.models import (
-    MLP,
-    BinaryClassifier,
-    HelloNet,
-    MLPModule,
-    dense,
-    torch_bias_init,
-    torch_kernel_init,
-)
+import fnnet
+from fnnet import nn
+from fnnet.models import BinaryClassifier, HelloNet, mlp
 
 
 def _torch_modules(torch):
-    """The tutorials' torch modules, named as their authors named them."""
-    nn = torch.nn
+    """The tutorials' torch modules, named as their authors named them, with fnnet's twin builders."""
+    tnn = torch.nn
 
-    class Net(nn.Module):  # hello world
+    class Net(tnn.Module):  # hello world
         def __init__(self):
             super().__init__()
-            self.hidden_layer = nn.Linear(1, 1)
-            self.output_layer = nn.Linear(1, 1)
+            self.hidden_layer = tnn.Linear(1, 1)
+            self.output_layer = tnn.Linear(1, 1)
 
         def forward(self, x):
             return torch.sigmoid(self.output_layer(torch.sigmoid(self.hidden_layer(x))))
 
-    class Network(nn.Module):  # fundamentals
+    class Network(tnn.Module):  # fundamentals
         def __init__(self):
             super().__init__()
-            self.hidden1 = nn.Linear(5, 8)
-            self.hidden2 = nn.Linear(8, 4)
-            self.relu = nn.ReLU()
-            self.output = nn.Linear(4, 1)
-            self.sigmoid = nn.Sigmoid()
+            self.hidden1 = tnn.Linear(5, 8)
+            self.hidden2 = tnn.Linear(8, 4)
+            self.relu = tnn.ReLU()
+            self.output = tnn.Linear(4, 1)
+            self.sigmoid = tnn.Sigmoid()
 
         def forward(self, x):
             x = self.relu(self.hidden2(self.relu(self.hidden1(x))))
             return self.sigmoid(self.output(x))
 
     return {
-        "hello": (Net, HelloNet(), 1),
-        "binary": (Network, BinaryClassifier(), 5),
+        "hello": (Net, lambda dt: HelloNet(dt), 1),
+        "binary": (Network, lambda dt: BinaryClassifier(dtype=dt), 5),
         "mlp": (
-            lambda: nn.Sequential(nn.Linear(6, 7), nn.ReLU(), nn.Linear(7, 5), nn.ReLU(), nn.Linear(5, 3)),
-            MLP((7, 5, 3)),
+            lambda: tnn.Sequential(tnn.Linear(6, 7), tnn.ReLU(), tnn.Linear(7, 5), tnn.ReLU(), tnn.Linear(5, 3)),
+            lambda dt: mlp((6, 7, 5, 3), dtype=dt),
             6,
         ),
     }
 
 
+def _linears(model):
+    return [m for _, m in nnx.iter_modules(model) if isinstance(m, nn.Linear)]
+
+
+# ------------------------------------------------------------------------------ structure
+@pytest.mark.parametrize("dropout", [0.0, 0.3])
+def test_mlp_defaults_are_the_apparel_network(torch, dropout):
+    """``mlp()`` is the tutorial's ``Sequential(Linear(784, 500), ReLU(), Linear(500, 10))`` (with a
+    ``Dropout`` after the ReLU when asked): torch's repr, keys and shapes."""
+    tnn = torch.nn
+    layers = [tnn.Linear(784, 500), tnn.ReLU()] + ([tnn.Dropout(dropout)] if dropout else []) + [tnn.Linear(500, 10)]
+    twin = tnn.Sequential(*layers)
+    model = mlp(dropout=dropout)
+    assert isinstance(model, nn.Sequential)
+    assert repr(model) == repr(twin)
+    sd = nn.state_dict(model)
+    assert {k: v.shape for k, v in sd.items()} == {k: tuple(v.shape) for k, v in twin.state_dict().items()}
+    assert list(sd) == (
+        ["0.weight", "0.bias", "3.weight", "3.bias"] if dropout else ["0.weight", "0.bias", "2.weight", "2.bias"]
+    )
+
+
 # ------------------------------------------------------------------------------ initialisation
 @pytest.mark.parametrize("fan_in,features", [(784, 500), (5, 8), (5, 4000)])
-def test_torch_init_bounds_and_statistics_match_nn_linear(torch, fan_in, features):
-    k_kernel, k_bias = jax.random.split(jax.random.key(0))
-    kernel = np.asarray(torch_kernel_init(k_kernel, (fan_in, features)))
-    bias = np.asarray(torch_bias_init(fan_in)(k_bias, (features,)))
+def test_init_bounds_and_statistics_match_nn_linear(torch, fan_in, features):
+    (layer,) = _linears(mlp((fan_in, features), rngs=nnx.Rngs(0)))
+    kernel, bias = np.asarray(layer.weight.get_value()), np.asarray(layer.bias.get_value())
+    assert kernel.shape == (features, fan_in) and bias.shape == (features,)  # torch's layout
     torch.manual_seed(0)
     lin = torch.nn.Linear(fan_in, features)
     bound = 1.0 / np.sqrt(fan_in)  # kaiming_uniform_(a=sqrt(5)) and the bias both use 1/sqrt(fan_in)
@@ -77,65 +94,64 @@ def test_torch_init_bounds_and_statistics_match_nn_linear(torch, fan_in, feature
             assert abs(sample.mean()) < 6 * bound / np.sqrt(3 * sample.size)
 
 
-@pytest.mark.parametrize("init", ["torch", "flax"])
-@pytest.mark.parametrize("name", ["hello", "binary", "mlp"])
-def test_modules_use_the_chosen_init(init, name):
-    """Every Dense layer: torch's U(+-1/sqrt(fan_in)) with a nonzero bias, or Flax's zero bias."""
-    model, n_in = {
-        "hello": (HelloNet(init_scheme=init), 1),
-        "binary": (BinaryClassifier(init_scheme=init), 5),
-        "mlp": (MLP((300, 7), init=init), 400),
-    }[name]
-    params = jax.jit(model.init)(jax.random.key(0), jnp.zeros((1, n_in)))["params"]
-    for layer_name, layer in params.items():
-        bound = 1 / np.sqrt(layer["kernel"].shape[0])
-        kernel, bias = np.asarray(layer["kernel"]), np.asarray(layer["bias"])
-        if init == "torch":
-            assert np.abs(kernel).max() <= bound and np.abs(bias).max() <= bound, layer_name
-            assert np.any(bias != 0), layer_name
-        else:
-            np.testing.assert_array_equal(bias, 0.0)  # Flax's zeros
-    if name == "mlp" and init == "flax":
-        # lecun_normal: std 1/sqrt(fan_in); 120,000 draws, so 2% is more than 10 standard errors
-        np.testing.assert_allclose(np.asarray(params["Dense_0"]["kernel"]).std(), 1 / np.sqrt(400), rtol=0.02)
+@pytest.mark.parametrize(
+    "build", [lambda r: HelloNet(rngs=r), lambda r: BinaryClassifier(rngs=r), lambda r: mlp((300, 7, 3), rngs=r)]
+)
+def test_every_layer_uses_nn_linears_init(build):
+    """Every Linear of every tutorial network: U(+-1/sqrt(fan_in)) weights and (nonzero) biases."""
+    for layer in _linears(build(nnx.Rngs(0))):
+        bound = 1 / np.sqrt(layer.in_features)
+        weight, bias = np.asarray(layer.weight.get_value()), np.asarray(layer.bias.get_value())
+        assert np.abs(weight).max() <= bound and np.abs(bias).max() <= bound
+        assert np.any(bias != 0)
 
 
-def test_init_is_a_function_of_the_key():
-    model = MLP((4, 2))
-    init_fn = jax.jit(model.init)
-    x = jnp.zeros((1, 3))
-    a, b, c = (init_fn(k, x) for k in (jax.random.key(1), jax.random.key(1), jax.random.key(2)))
-    assert jax.tree.all(jax.tree.map(lambda u, v: bool(jnp.array_equal(u, v)), a, b))
-    assert not jnp.array_equal(a["params"]["Dense_0"]["kernel"], c["params"]["Dense_0"]["kernel"])
+def test_init_is_a_function_of_the_rngs():
+    a, b, c = (nn.state_dict(mlp((3, 4, 2), rngs=nnx.Rngs(s))) for s in (1, 1, 2))
+    assert all(np.array_equal(a[k], b[k]) for k in a)
+    assert not np.array_equal(a["0.weight"], c["0.weight"])
+    d = nn.state_dict(mlp((3, 4, 2), rngs=1))  # an int seed is nnx.Rngs(seed)
+    assert all(np.array_equal(a[k], d[k]) for k in a)
+
+
+def test_models_take_a_dtype(x64):
+    for model in (HelloNet(jnp.float64), BinaryClassifier(dtype=jnp.float64), mlp((3, 2), dtype=jnp.float64)):
+        assert {v.dtype for v in nn.state_dict(model).values()} == {np.dtype(np.float64)}
+
+
+def test_published_hello_weights_are_rounded_in_the_models_dtype(x64):
+    """float64 holds float64(1.58), not float32(1.58) widened (the torch test runs ``fill_`` in float64)."""
+    sd = nn.state_dict(HelloNet.published(jnp.float64))
+    assert [float(v.item()) for v in sd.values()] == [1.58, -0.14, 2.45, -0.11]
+    sd32 = nn.state_dict(HelloNet.published())
+    assert [v.item() for v in sd32.values()] == [float(np.float32(v)) for v in (1.58, -0.14, 2.45, -0.11)]
 
 
 @pytest.mark.parametrize(
-    "build,message",
+    "build,error,message",
     [
-        (lambda: MLP(init="kaiming"), "init must be one of ('torch', 'flax'), got 'kaiming'"),
-        (lambda: HelloNet(init_scheme="xavier"), "init must be one of ('torch', 'flax'), got 'xavier'"),
-        (lambda: BinaryClassifier(init_scheme=""), "init must be one of"),
-        (lambda: MLP(features=()), "features must name at least one layer width"),
-        (lambda: MLP(features=(10, 0)), "features must be positive ints, got (10, 0)"),
-        (lambda: MLP(dropout_rate=1.0), "dropout_rate must be in [0, 1), got 1.0"),
-        (lambda: MLP(dropout_rate=-0.1), "dropout_rate must be in [0, 1), got -0.1"),
-        (lambda: torch_bias_init(0), "fan_in must be a positive int, got 0"),
-        (lambda: dense(3, 4, init="he"), "init must be one of"),
+        (lambda: mlp(widths=(784,)), ValueError, "widths must be at least two positive ints (input first), got (784,)"),
+        (
+            lambda: mlp(widths=(10, 0)),
+            ValueError,
+            "widths must be at least two positive ints (input first), got (10, 0)",
+        ),
+        (lambda: mlp(widths=(10, 2.0)), ValueError, "widths must be at least two positive ints"),
+        (lambda: mlp(dropout=1.5), ValueError, "dropout probability has to be between 0 and 1, but got 1.5"),
+        (lambda: mlp(dropout=-0.1), ValueError, "dropout probability has to be between 0 and 1, but got -0.1"),
+        (lambda: mlp(dtype=jnp.int32), TypeError, "dtype must be a floating dtype, got int32"),
+        (lambda: mlp(rngs="seed"), TypeError, "rngs must be an nnx.Rngs, an int seed or None, got str"),
     ],
 )
-def test_invalid_arguments_raise_value_error(build, message):
-    with pytest.raises(ValueError, match=None) as info:
+def test_invalid_arguments_raise(build, error, message):
+    with pytest.raises(error) as info:
         build()
     assert message in str(info.value)
 
 
-def test_mlp_factory_builds_the_module_with_the_apparel_defaults():
-    model = MLP()
-    assert isinstance(model, MLPModule)
-    assert (model.features, model.init_scheme, model.dropout_rate) == ((500, 10), "torch", 0.0)
-    params = jax.eval_shape(model.init, jax.random.key(0), jnp.zeros((2, 784)))["params"]
-    assert list(params) == ["Dense_0", "Dense_1"]
-    assert params["Dense_0"]["kernel"].shape == (784, 500) and params["Dense_1"]["kernel"].shape == (500, 10)
+def test_float64_model_without_x64_raises():
+    with pytest.raises(ValueError, match="jax_enable_x64"):
+        mlp((3, 2), dtype=jnp.float64)
 
 
 # ------------------------------------------------------------------------------ forward vs torch
@@ -145,15 +161,17 @@ def test_forward_equals_torch_with_the_same_weights(torch, request, name, dtype,
     if dtype == "float64":
         request.getfixturevalue("x64")
     torch.manual_seed(3)
-    build_torch, model, n_in = _torch_modules(torch)[name]
+    build_torch, build, n_in = _torch_modules(torch)[name]
     net = build_torch().to(getattr(torch, dtype))
+    model = build(dtype)
+    fnnet.nn.load_state_dict(model, net.state_dict())
     x = np.random.default_rng(0).normal(size=(9, n_in)).astype(dtype)
-    template = jax.eval_shape(model.init, jax.random.key(0), jnp.zeros((1, n_in)))
-    params = torch_to_flax(net.state_dict(), template)
-    ours = jax.jit(model.apply)(params, jnp.asarray(x))
+    graphdef, state = nnx.split(model)
+    ours = jax.jit(lambda s, x: nnx.merge(graphdef, s)(x))(state, jnp.asarray(x))
     assert ours.dtype == np.dtype(dtype)
     expected = net(torch.from_numpy(x)).detach().numpy()
     np.testing.assert_allclose(np.asarray(ours), expected, rtol=tol, atol=tol)
+    np.testing.assert_allclose(np.asarray(model(jnp.asarray(x))), expected, rtol=tol, atol=tol)  # eagerly too
 
 
 # ------------------------------------------------------------------------------ dropout
@@ -162,80 +180,80 @@ def _keys(n: int, typed: bool = True) -> jax.Array:
     return keys if typed else jax.random.key_data(keys)
 
 
+def _forward_with_keys(model):
+    """``(x, keys) -> output`` in training mode with one dropout key per example, as the training
+    core runs the model (``fnnet.nn.module.bind_example_keys`` on a merged copy, inside ``jit``)."""
+    graphdef, state = nnx.split(model)
+
+    @jax.jit
+    def forward(x, keys):
+        m = nnx.merge(graphdef, state, copy=True)
+        nn.module.bind_example_keys(m, keys)
+        return m(x)
+
+    return forward
+
+
 def test_dropout_masks_depend_only_on_each_examples_key():
-    model = MLP((32, 16, 3), dropout_rate=0.5)
-    apply = jax.jit(model.apply)
+    apply = _forward_with_keys(mlp((6, 32, 16, 3), dropout=0.5, rngs=nnx.Rngs(1)))
     x = jax.random.normal(jax.random.key(0), (10, 6))
-    params = jax.jit(model.init)(jax.random.key(1), x[:1])
     keys = _keys(10)
-    whole = np.asarray(apply(params, x, dropout_keys=keys))
-    split = np.concatenate([apply(params, x[:3], dropout_keys=keys[:3]), apply(params, x[3:], dropout_keys=keys[3:])])
+    whole = np.asarray(apply(x, keys))
+    split = np.concatenate([apply(x[:3], keys[:3]), apply(x[3:], keys[3:])])
     # Same masks, but XLA's matmul may round differently for another batch size, hence 1e-6 (a
     # different mask changes an output by ~0.1).
     np.testing.assert_allclose(split, whole, rtol=1e-6, atol=1e-6)
     perm = np.array([7, 2, 9, 0, 1, 3, 8, 4, 6, 5])  # order within a batch does not matter either
-    np.testing.assert_allclose(
-        np.asarray(apply(params, x[perm], dropout_keys=keys[perm])), whole[perm], rtol=1e-6, atol=1e-6
-    )
-    raw = apply(params, x, dropout_keys=_keys(10, typed=False))  # (batch, 2) uint32 keys
+    np.testing.assert_allclose(np.asarray(apply(x[perm], keys[perm])), whole[perm], rtol=1e-6, atol=1e-6)
+    raw = apply(x, _keys(10, typed=False))  # (batch, 2) uint32 keys
     np.testing.assert_array_equal(np.asarray(raw), whole)
-    assert not np.allclose(np.asarray(apply(params, x)), whole)
-    other = apply(params, x, dropout_keys=jax.random.split(jax.random.key(43), 10))
+    other = apply(x, jax.random.split(jax.random.key(43), 10))
     assert not np.allclose(np.asarray(other), whole)
 
 
 def test_dropout_is_torchs_inverted_dropout_with_fold_in_masks(torch):
-    """Same masks applied by hand in torch: ``h * mask / (1 - p)`` after each hidden ReLU."""
+    """Same masks applied by hand in torch: ``h * mask / (1 - p)`` after each hidden ReLU. Random
+    layer ``i`` (in graph order) draws example ``b``'s mask from ``fold_in(fold_in(keys[b], i), 0)``."""
     rate = 0.3
     torch.manual_seed(0)
     net = torch.nn.Sequential(
         torch.nn.Linear(6, 40), torch.nn.ReLU(), torch.nn.Linear(40, 30), torch.nn.ReLU(), torch.nn.Linear(30, 4)
     )
-    model = MLP((40, 30, 4), dropout_rate=rate)
-    params = torch_to_flax(net.state_dict(), jax.eval_shape(model.init, jax.random.key(0), jnp.zeros((1, 6))))
+    model = mlp((6, 40, 30, 4), dropout=rate)
+    fnnet.nn.load_state_dict(model, {k.replace("2.", "3.").replace("4.", "6."): v for k, v in net.state_dict().items()})
     x = np.random.default_rng(1).normal(size=(64, 6)).astype(np.float32)
     keys = _keys(64)
-    masks = [
-        np.asarray(
-            jax.jit(jax.vmap(lambda k, i=i, w=w: jax.random.bernoulli(jax.random.fold_in(k, i), 1 - rate, (w,))))(keys)
+
+    def mask(i, width):
+        draw = jax.vmap(
+            lambda k: jax.random.bernoulli(jax.random.fold_in(jax.random.fold_in(k, i), 0), 1 - rate, (width,))
         )
-        for i, w in enumerate((40, 30))
-    ]
+        return np.asarray(jax.jit(draw)(keys))
+
+    masks = [mask(0, 40), mask(1, 30)]
     for m in masks:  # the masks really drop about `rate` of the units
         assert abs(1 - m.mean() - rate) < 0.05
     h = torch.from_numpy(x)
     for i in range(2):
         h = torch.relu(net[2 * i](h)) * (torch.from_numpy(masks[i].astype(np.float32)) / (1 - rate))
     expected = net[4](h).detach().numpy()
-    ours = jax.jit(model.apply)(params, jnp.asarray(x), dropout_keys=keys)
+    ours = _forward_with_keys(model)(jnp.asarray(x), keys)
     np.testing.assert_allclose(np.asarray(ours), expected, rtol=1e-6, atol=1e-6)
 
 
-def test_dropout_off_without_keys_or_at_rate_zero():
+def test_dropout_off_in_eval_mode_or_at_rate_zero():
     x = jax.random.normal(jax.random.key(0), (5, 4))
-    params = jax.jit(MLP((8, 2)).init)(jax.random.key(1), x)
-    plain = np.asarray(jax.jit(MLP((8, 2)).apply)(params, x))
-    np.testing.assert_array_equal(np.asarray(jax.jit(MLP((8, 2), dropout_rate=0.5).apply)(params, x)), plain)
-    at_zero = jax.jit(MLP((8, 2), dropout_rate=0.0).apply)(params, x, dropout_keys=_keys(5))
+    plain_model = mlp((4, 8, 2), rngs=nnx.Rngs(1))
+    plain = np.asarray(plain_model(x))
+    dropped = mlp((4, 8, 2), dropout=0.5)
+    fnnet.nn.load_state_dict(dropped, {k.replace("2.", "3."): v for k, v in nn.state_dict(plain_model).items()})
+    assert not np.allclose(np.asarray(dropped(x)), plain)  # training mode: masks
+    np.testing.assert_array_equal(np.asarray(dropped.eval()(x)), plain)
+    at_zero = _forward_with_keys(mlp((4, 8, 2), dropout=0.0, rngs=nnx.Rngs(1)))(x, _keys(5))
     np.testing.assert_array_equal(np.asarray(at_zero), plain)
 
 
-@pytest.mark.parametrize(
-    "keys,expected",
-    [
-        (lambda: _keys(4), "dropout_keys must have shape (5,) (one key per example), got (4,)"),
-        (lambda: _keys(5, typed=False)[:, :1], "dropout_keys must have shape (5, 2)"),
-    ],
-)
-def test_dropout_keys_must_match_the_batch(keys, expected):
-    model, x = MLP((8, 2), dropout_rate=0.5), jnp.ones((5, 4))
-    params = jax.eval_shape(model.init, jax.random.key(0), x)
-    with pytest.raises(ValueError) as info:
-        model.apply(params, x, dropout_keys=keys())
-    assert expected in str(info.value)
-
-
-def test_mlp_rejects_inputs_that_are_not_a_batch_of_vectors():
-    model = MLP((8, 2))
-    with pytest.raises(ValueError, match=r"x must have shape \(batch, in_features\), got shape \(4,\)"):
-        model.init(jax.random.key(0), jnp.ones((4,)))
+def test_dropout_keys_must_match_the_batch():
+    apply = _forward_with_keys(mlp((4, 8, 2), dropout=0.5))
+    with pytest.raises(ValueError, match=r"4 per-example keys given for an input of shape \(5, 8\)"):
+        apply(jnp.ones((5, 4)), _keys(4))

@@ -1,6 +1,6 @@
 """experiments/predict.py: id,label rows from an exported model, for each input layout.
 
-Expected labels come from the in-process Flax model (argmax of ``model.apply`` on the pixels
+Expected labels come from the in-process ``fnnet.nn`` model (argmax of ``model(x)`` on the pixels
 divided by 255); predict.py must reproduce them exactly from the artifact alone.
 """
 
@@ -21,12 +21,12 @@ import struct
 import subprocess
 import sys
 
-import flax.linen as nn
-import jax
 import numpy as np
 import pytest
+from flax import nnx
 from PIL import Image
 
+import fnnet
 from fnnet.export import export_classifier
 
 REPO = pathlib.Path(__file__).resolve().parent.parent
@@ -38,21 +38,14 @@ _spec.loader.exec_module(predict)
 IDS = ["10", "3", "7", "100", "0"]  # numeric stems: a PNG folder must sort them 0, 3, 7, 10, 100
 
 
-class TinyMLP(nn.Module):
-    @nn.compact
-    def __call__(self, x: jax.Array) -> jax.Array:
-        return nn.Dense(10)(nn.relu(nn.Dense(32)(x)))
-
-
 @pytest.fixture(scope="module")
 def setup(tmp_path_factory):
     """An exported random-init 784-32-10 MLP, five random 28x28 images and their true labels."""
-    model = TinyMLP()
-    params = model.init(jax.random.key(3), np.zeros((1, 784), np.float32))
+    model = fnnet.models.mlp((784, 32, 10), rngs=nnx.Rngs(3))
     model_dir = tmp_path_factory.mktemp("model")
-    export_classifier(model.apply, params, model_dir)
+    export_classifier(model, model_dir)
     pixels = np.random.default_rng(0).integers(0, 256, (len(IDS), 28, 28), dtype=np.uint8)
-    logits = jax.jit(model.apply)(params, pixels.reshape(len(IDS), 784).astype(np.float32) / 255.0)
+    logits = model(pixels.reshape(len(IDS), 784).astype(np.float32) / 255.0)
     labels = {i: int(k) for i, k in zip(IDS, np.asarray(logits).argmax(1))}
     assert len(set(labels.values())) > 1, "pick a seed whose images get different labels"
     return model_dir, pixels, labels

@@ -20,13 +20,16 @@ EXPERIMENT = pathlib.Path(__file__).resolve().parent.parent / "experiments" / "s
 @pytest.fixture(scope="module")
 def scratch():
     # Registered under a private name while loaded: dataclasses look their module up there.
+    # The script imports its sibling ``reports`` as it does when run from experiments/.
     spec = importlib.util.spec_from_file_location("_experiment_scratch_network", EXPERIMENT)
     module = importlib.util.module_from_spec(spec)
     sys.modules[spec.name] = module
+    sys.path.insert(0, str(EXPERIMENT.parent))
     try:
         spec.loader.exec_module(module)
         yield module
     finally:
+        sys.path.remove(str(EXPERIMENT.parent))
         sys.modules.pop(spec.name, None)
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import importlib.util
 import pathlib
+import sys
 from collections.abc import Callable
 
 import jax
@@ -583,9 +584,14 @@ def test_fnnet_tensor_functions_jit():
 
 
 def _load_experiment(name: str):
-    spec = importlib.util.spec_from_file_location(f"_experiment_{name}", REPO / "experiments" / f"{name}.py")
+    folder = REPO / "experiments"
+    spec = importlib.util.spec_from_file_location(f"_experiment_{name}", folder / f"{name}.py")
     module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
+    sys.path.insert(0, str(folder))  # its sibling ``reports``, as when run from experiments/
+    try:
+        spec.loader.exec_module(module)
+    finally:
+        sys.path.remove(str(folder))
     return module
 
 
