@@ -27,6 +27,8 @@ __all__ = [
     "RECIPES",
     "Recipe",
     "Splits",
+    "StrongCNN",
+    "TutorialCNN",
     "augment_shift_flip",
     "build_model",
     "build_state",
@@ -36,6 +38,7 @@ __all__ = [
     "make_optimizer",
     "make_step",
     "prepare_splits",
+    "published_cnn_step",
     "steps_per_epoch",
 ]
 
@@ -48,7 +51,7 @@ class Recipe:
     epochs: int
     batch_size: int | None  # None: full batch, one step per epoch over all training images
     lr: float
-    model: str = "mlp"  # "mlp" (784-500-10)
+    model: str = "mlp"  # "mlp" (784-500-10), "cnn-tutorial" (part II's network) or "cnn" (the strong CNN)
     optimizer: str = "adam"  # "adam" (torch.optim.Adam) or "adamw" (torch.optim.AdamW)
     weight_decay: float = 0.0
     schedule: str = "constant"  # "constant" or "warmup_cosine"
@@ -59,6 +62,10 @@ class Recipe:
     augment: bool = False  # random +-2 pixel shifts and horizontal flips, per example
     accumulate_grads: bool = False  # the published loop never calls zero_grad
     standardize: bool = False  # (pixels/255 - mean) / std with the training set's pixel statistics
+    # Part II's published loop runs the validation forward inside model.train(), in the same step as
+    # the training forward: BatchNorm normalises the validation batch by its own statistics and
+    # updates its running statistics from it; the validation loss is the one before the step.
+    validate_in_train_mode: bool = False
 
     def with_overrides(self, *, epochs=None, batch_size=None, lr=None) -> Recipe:
         changes = {k: v for k, v in {"epochs": epochs, "batch_size": batch_size, "lr": lr}.items() if v is not None}
@@ -90,6 +97,37 @@ RECIPES: dict[str, Recipe] = {
         dropout=0.3,
         standardize=True,
     ),
+    # Part II of the series as public copies of its code give it: Conv2d(1, 4, 3, 1, 1), BatchNorm2d,
+    # ReLU, MaxPool2d(2, 2), the same again with 4 channels, Linear(4*7*7, 10); Adam(lr=0.07),
+    # CrossEntropyLoss, 25 epochs of ONE full-batch step each (with zero_grad). Its loop computes the
+    # validation loss inside model.train(), in the same step as the training forward: BatchNorm
+    # normalises the validation batch by that batch's statistics and updates its running statistics
+    # from it (validate_in_train_mode). Reproduced as published.
+    "cnn-tutorial": Recipe(
+        "cnn-tutorial", epochs=25, batch_size=None, lr=0.07, model="cnn-tutorial", validate_in_train_mode=True
+    ),
+    # The same loop with the validation forward in eval mode after the step (running statistics from
+    # the training batches only), as the author meant.
+    "cnn-tutorial-fixed": Recipe("cnn-tutorial-fixed", epochs=25, batch_size=None, lr=0.07, model="cnn-tutorial"),
+    # A strong CNN on the same data: two 3x3 conv blocks (32, 64 channels) with BatchNorm and
+    # max-pooling, dropout, a 128-unit hidden layer; AdamW with a one-epoch warmup and a cosine
+    # decay, label smoothing 0.1, random +-2 pixel shifts and horizontal flips, standardised inputs.
+    "cnn": Recipe(
+        "cnn",
+        epochs=18,
+        batch_size=128,
+        lr=2e-3,
+        model="cnn",
+        optimizer="adamw",
+        weight_decay=5e-4,
+        schedule="warmup_cosine",
+        warmup_epochs=1,
+        final_lr_fraction=0.01,
+        label_smoothing=0.1,
+        dropout=0.25,
+        augment=True,
+        standardize=True,
+    ),
 }
 
 
@@ -118,8 +156,9 @@ def input_normalisation(recipe: Recipe) -> dict[str, float]:
 
 
 def input_shape(recipe: Recipe) -> tuple[int, ...]:
-    """One example's shape as the model takes it: flat 784 pixels for the MLP."""
-    return (784,)
+    """One example's shape as the model takes it: flat 784 pixels for the MLP, torch's NCHW image
+    ``(1, 28, 28)`` (channels first) for the CNNs."""
+    return (784,) if recipe.model == "mlp" else (1, 28, 28)
 
 
 def features(images: np.ndarray, normalisation: dict[str, float], dtype=np.float32, shape=(784,)) -> np.ndarray:
@@ -191,7 +230,8 @@ def make_loss(recipe: Recipe) -> Callable[[jax.Array, jax.Array], jax.Array]:
 def augment_shift_flip(keys: jax.Array, x: jax.Array) -> jax.Array:
     """Per-example random shift of up to 2 pixels each way and a random horizontal flip.
 
-    ``keys`` holds one raw key per example, ``x`` is ``(batch, 784)``; zero padding fills the border.
+    ``keys`` holds one raw key per example, ``x`` is ``(batch, 784)`` or ``(batch, 1, 28, 28)``; zero
+    padding fills the border (zero is the mean pixel after standardisation, black before).
     """
 
     def one(key, flat):
@@ -205,10 +245,69 @@ def augment_shift_flip(keys: jax.Array, x: jax.Array) -> jax.Array:
     return jax.vmap(one)(keys, x)
 
 
+class TutorialCNN(fnnet.nn.Module):
+    """Part II's ``Net``, written as its author wrote it in torch (same attribute names, so the same
+    ``state_dict`` keys): ``cnn_layers`` (two conv-BN-ReLU-pool blocks of 4 channels), then
+    ``x.view(x.size(0), -1)`` and ``linear_layers`` (``Linear(4 * 7 * 7, 10)``)."""
+
+    def __init__(self, dtype=None, *, rngs=None):
+        nn = fnnet.nn
+        rngs = nn.module.default_rngs(rngs)
+        self.cnn_layers = nn.Sequential(
+            nn.Conv2d(1, 4, kernel_size=3, stride=1, padding=1, dtype=dtype, rngs=rngs),
+            nn.BatchNorm2d(4, dtype=dtype),
+            nn.ReLU(inplace=True),
+            nn.MaxPool2d(kernel_size=2, stride=2),
+            nn.Conv2d(4, 4, kernel_size=3, stride=1, padding=1, dtype=dtype, rngs=rngs),
+            nn.BatchNorm2d(4, dtype=dtype),
+            nn.ReLU(inplace=True),
+            nn.MaxPool2d(kernel_size=2, stride=2),
+        )
+        self.linear_layers = nn.Sequential(nn.Linear(4 * 7 * 7, 10, dtype=dtype, rngs=rngs))
+
+    def forward(self, x):
+        x = self.cnn_layers(x)
+        return self.linear_layers(x.reshape(x.shape[0], -1))
+
+
+class StrongCNN(fnnet.nn.Module):
+    """The strong recipe's network: ``features`` (conv 1->32 and 32->64, 3x3, each with BatchNorm, ReLU
+    and 2x2 max-pooling) and ``classifier`` (dropout, Linear(64*7*7, 128), ReLU, dropout, Linear(128, 10))."""
+
+    def __init__(self, dropout: float = 0.25, dtype=None, *, rngs=None):
+        nn = fnnet.nn
+        rngs = nn.module.default_rngs(rngs)
+        self.features = nn.Sequential(
+            nn.Conv2d(1, 32, 3, padding=1, bias=False, dtype=dtype, rngs=rngs),
+            nn.BatchNorm2d(32, dtype=dtype),
+            nn.ReLU(),
+            nn.MaxPool2d(2),
+            nn.Conv2d(32, 64, 3, padding=1, bias=False, dtype=dtype, rngs=rngs),
+            nn.BatchNorm2d(64, dtype=dtype),
+            nn.ReLU(),
+            nn.MaxPool2d(2),
+        )
+        self.classifier = nn.Sequential(
+            nn.Flatten(),
+            nn.Dropout(dropout, rngs=rngs),
+            nn.Linear(64 * 7 * 7, 128, dtype=dtype, rngs=rngs),
+            nn.ReLU(),
+            nn.Dropout(dropout, rngs=rngs),
+            nn.Linear(128, 10, dtype=dtype, rngs=rngs),
+        )
+
+    def forward(self, x):
+        return self.classifier(self.features(x))
+
+
 def build_model(recipe: Recipe, seed: int, *, dtype=jnp.float32) -> nnx.Module:
-    """The recipe's network, initialised like torch's (``nn.Linear``'s init) from ``seed``."""
+    """The recipe's network, initialised like torch's (``nn.Linear``/``nn.Conv2d`` init) from ``seed``."""
     if recipe.model == "mlp":
         return fnnet.models.mlp((784, 500, 10), dropout=recipe.dropout, dtype=dtype, rngs=nnx.Rngs(seed))
+    if recipe.model == "cnn-tutorial":
+        return TutorialCNN(dtype, rngs=nnx.Rngs(seed))
+    if recipe.model == "cnn":
+        return StrongCNN(recipe.dropout, dtype, rngs=nnx.Rngs(seed))
     raise ValueError(f"recipe {recipe.name!r}: unknown model {recipe.model!r}")
 
 
@@ -220,12 +319,60 @@ def build_state(recipe: Recipe, seed: int, n_train: int, *, dtype=jnp.float32) -
     )
 
 
-def make_step(recipe: Recipe) -> Callable[[str | None], Callable]:
-    """``make_step(axis_name) -> train_step`` for ``fnnet.fit``: the recipe's loss and augmentation."""
+def make_step(recipe: Recipe, val: tuple[Any, Any] | None = None) -> Callable[[str | None], Callable]:
+    """``make_step(axis_name) -> train_step`` for ``fnnet.fit``: the recipe's loss and augmentation.
+
+    With ``recipe.validate_in_train_mode`` the step is part II's published one (:func:`published_cnn_step`)
+    and needs the validation split ``val = (x, y)``.
+    """
     loss = make_loss(recipe)
     augment = augment_shift_flip if recipe.augment else None
+    if recipe.validate_in_train_mode and val is None:
+        raise ValueError(f"recipe {recipe.name!r} validates inside its training step: pass val=(x, y)")
 
     def factory(axis_name: str | None):
+        if recipe.validate_in_train_mode:
+            return published_cnn_step(loss, val[0], val[1], axis_name=axis_name)
         return fnnet.train.make_train_step(loss, augment=augment, axis_name=axis_name)
 
     return factory
+
+
+def published_cnn_step(loss_fn, val_x, val_y, *, axis_name: str | None = None):
+    """Part II's step as published: in ``model.train()``, the training forward, then the validation
+    forward (BatchNorm on the validation batch's own statistics, running statistics updated by both),
+    the validation loss (before the update), then backward of the training loss and one Adam step.
+
+    Its metrics: the training ``loss``/``accuracy`` and ``val_loss``/``val_accuracy``, all measured
+    with the parameters before the step, as the published loop records them.
+    """
+    val_x, val_y = jnp.asarray(val_x), jnp.asarray(val_y)
+
+    def step(state: fnnet.TrainState, batch: fnnet.train.Batch):
+        def objective(params):
+            st = state.replace(params=params)
+            out, buffers = fnnet.train.forward(st, batch.x, training=True, axis_name=axis_name)
+            out_val, buffers = fnnet.train.forward(
+                st.replace(buffers=buffers), val_x, training=True, axis_name=axis_name
+            )
+            return loss_fn(out, batch.y), (out, out_val, buffers)
+
+        (loss, (out, out_val, buffers)), grads = jax.value_and_grad(objective, has_aux=True)(state.params)
+        metrics = {
+            "loss": loss,
+            "accuracy": jnp.mean(jnp.argmax(out, -1) == batch.y),
+            "val_loss": loss_fn(out_val, val_y),
+            "val_accuracy": jnp.mean(jnp.argmax(out_val, -1) == val_y),
+        }
+        if axis_name is not None:
+            grads = jax.lax.pmean(grads, axis_name)
+            metrics = jax.lax.pmean(metrics, axis_name)
+        updates, opt_state = state.tx.update(grads, state.opt_state, state.params)
+        return state.replace(
+            step=state.step + 1,
+            params=optax.apply_updates(state.params, updates),
+            buffers=buffers,
+            opt_state=opt_state,
+        ), metrics
+
+    return step

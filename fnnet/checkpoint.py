@@ -121,7 +121,8 @@ class Checkpointer:
         self.directory = pathlib.Path(directory).absolute()
         self._log = log or (lambda line: warnings.warn(line, stacklevel=3))
         options = ocp.CheckpointManagerOptions(max_to_keep=max_to_keep, enable_async_checkpointing=False)
-        self._manager = ocp.CheckpointManager(self.directory, options=options)
+        handlers = {"state": ocp.StandardCheckpointHandler(), "meta": ocp.JsonCheckpointHandler()}
+        self._manager = ocp.CheckpointManager(self.directory, options=options, item_handlers=handlers)
 
     def path(self, epoch: int) -> pathlib.Path:
         return self.directory / str(epoch)
@@ -168,23 +169,38 @@ class Checkpointer:
             raise CheckpointError(f"checkpoint {self.path(epoch)} is damaged: {_first_line(err)}") from err
 
     def restore(self, epoch: int, state: TrainState) -> tuple[TrainState, dict[str, Any]]:
-        """Restore and verify checkpoint ``epoch`` into the structure (and shardings) of ``state``."""
+        """Restore and verify checkpoint ``epoch`` into the structure (and shardings) of ``state``.
+
+        What the checkpoint holds (array names, shapes, dtypes: orbax's metadata) is compared with
+        ``state`` first: a difference means another model or optimizer (:class:`CheckpointError`
+        saying so). Any failure after that, or arrays that fail the SHA-256, means damaged files.
+        """
         meta = self.read_meta(epoch)
-        abstract = jax.tree.map(ocp.utils.to_shape_dtype_struct, state_tree(state))
+        tree = state_tree(state)
+        try:
+            saved = {m.name: (tuple(m.shape), np.dtype(m.dtype)) for m in jax.tree.leaves(
+                self._manager.item_metadata(epoch)["state"])}  # fmt: skip
+        except Exception as err:
+            raise CheckpointError(f"checkpoint {self.path(epoch)} is damaged: {_first_line(err)}") from err
+        ours = {_name(path): (tuple(np.shape(a)), np.dtype(a.dtype)) for path, a in _leaves_with_path(tree)}
+        if saved != ours:
+            differing = sorted(k for k in set(saved) | set(ours) if saved.get(k) != ours.get(k))
+            first = differing[0]
+            raise CheckpointError(
+                f"checkpoint {self.path(epoch)} does not match this run's model and optimizer ({len(differing)} "
+                f"arrays differ, e.g. {first}: checkpoint {saved.get(first)}, this run {ours.get(first)}); "
+                "start without --resume or use another --out"
+            )
+        abstract = jax.tree.map(ocp.utils.to_shape_dtype_struct, tree)
         args = ocp.args.Composite(state=ocp.args.StandardRestore(abstract))
         try:
-            tree = self._manager.restore(epoch, args=args)["state"]
-        except (ValueError, KeyError) as err:
-            raise CheckpointError(
-                f"checkpoint {self.path(epoch)} does not match this run's model and optimizer "
-                f"({type(err).__name__}: {_first_line(err)}); start without --resume or use another --out"
-            ) from err
+            restored = self._manager.restore(epoch, args=args)["state"]
         except Exception as err:
             _collect_quietly()
             raise CheckpointError(f"checkpoint {self.path(epoch)} is damaged: {_first_line(err)}") from err
-        if meta.get("digest") != digest(tree):
+        if meta.get("digest") != digest(restored):
             raise CheckpointError(f"checkpoint {self.path(epoch)} is damaged: its arrays fail the SHA-256 check")
-        return replace_from_tree(state, tree), meta
+        return replace_from_tree(state, restored), meta
 
     def restore_latest(
         self, state: TrainState, *, run_config: Mapping[str, Any] | None = None
@@ -236,6 +252,21 @@ class Checkpointer:
 
     def close(self) -> None:
         self._manager.close()
+
+
+def _leaves_with_path(tree: Any) -> list:
+    return jax.tree_util.tree_flatten_with_path(tree)[0]
+
+
+def _name(path: tuple) -> str:
+    """orbax's dotted name of a leaf (``opt_state.1.exp_avg.0.bias.value``)."""
+    parts = []
+    for key in path:
+        for attr in ("key", "idx", "name"):
+            if hasattr(key, attr):
+                parts.append(str(getattr(key, attr)))
+                break
+    return ".".join(parts)
 
 
 def _collect_quietly() -> None:

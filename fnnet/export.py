@@ -15,7 +15,8 @@ refusal can say which jax wrote the file. Normalisation is *not* baked in: it is
 contract (``x = (pixels - subtract) / divide_by``) that the caller applies, as the tutorial does.
 
 Files in ``out_dir``: ``model.jaxexport`` (the bytes of ``Exported.serialize()``) and
-``model.json`` (input shape with ``"batch"`` for the symbolic dimension, dtype, normalisation,
+``model.json`` (input shape with ``"batch"`` for the symbolic dimension, its ``layout`` (``"flat"``
+pixels or torch's ``"NCHW"``), dtype, normalisation,
 class names, versions, the artifact's size and SHA-256). The flatbuffer format has no checksum
 and can parse a truncated file, so the SHA-256 in the contract is what catches a truncated or
 corrupt artifact.
@@ -129,7 +130,7 @@ def export_classifier(
         "artifact": ARTIFACT_NAME,
         "artifact_bytes": len(blob),
         "artifact_sha256": hashlib.sha256(blob).hexdigest(),
-        "input": {"shape": [BATCH_DIM, *shape], "dtype": np_dtype.name},
+        "input": {"shape": [BATCH_DIM, *shape], "dtype": np_dtype.name, "layout": _layout(shape)},
         "normalisation": norm,
         "output": "logits",
         "class_names": names,
@@ -144,6 +145,16 @@ def export_classifier(
     atomic_write_bytes(artifact_path, blob)
     atomic_write_bytes(contract_path, (json.dumps(contract, indent=2) + "\n").encode())
     return artifact_path, contract_path
+
+
+def _layout(shape: tuple[int, ...]) -> str:
+    """How an image is laid out in one example: ``"flat"`` (H*W pixels, row-major), ``"NCHW"`` (torch's
+    channels-first ``(C, H, W)``), else ``"(d0, d1, ...)"``."""
+    if len(shape) == 1:
+        return "flat"
+    if len(shape) == 3:
+        return "NCHW"
+    return "(" + ", ".join(f"d{i}" for i in range(len(shape))) + ")"
 
 
 def _forward(model: Any) -> Callable[[jax.Array], jax.Array]:

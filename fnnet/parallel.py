@@ -264,9 +264,6 @@ def initialize_distributed(
     if process_id > 0:
         _wait_for_coordinator(host, int(port_text), timeout_s)
     jax.config.update("jax_cpu_collectives_implementation", "gloo")
-    # Recoverable: the coordination service does not end the healthy processes itself when one is
-    # lost; the PeerWatch below ends them, with one line naming the lost process.
-    jax.config.update("jax_enable_recoverability", True)
     try:
         jax.distributed.initialize(
             coordinator_address=coordinator,

@@ -56,6 +56,7 @@ __all__ = [
     "evaluation_stats",
     "example_keys",
     "fit",
+    "forward",
     "make_epoch_fn",
     "make_evaluator",
     "make_run_fn",
@@ -536,7 +537,9 @@ def fit(
       :class:`Interrupted` is raised; a second Ctrl-C ends the process at once (SIGINT's default).
 
     ``history`` has one row per epoch: ``epoch``, ``train_loss`` (and ``train_accuracy`` for class
-    targets: means over the epoch's steps, what the model saw in training mode) and ``evaluate``'s values.
+    targets: means over the epoch's steps, what the model saw in training mode; a step's other
+    metrics become ``train_<name>``, or keep their name when it starts with ``val_``) and
+    ``evaluate``'s values.
     """
     from fnnet import parallel as _parallel  # parallel builds on train: imported at call time
 
@@ -578,8 +581,9 @@ def fit(
                 raise NonFiniteLossError(epoch + 1, int(np.argmin(np.isfinite(losses))) + 1, losses.shape[0])
             state = new_state
             row: dict[str, float] = {"epoch": epoch + 1, "train_loss": float(np.mean(losses))}
-            if "accuracy" in metrics:
-                row["train_accuracy"] = _mean(jax.device_get(metrics["accuracy"]))
+            for name, values in metrics.items():  # means over the epoch's steps
+                if name != "loss":
+                    row[name if name.startswith("val_") else f"train_{name}"] = _mean(jax.device_get(values))
             if evaluate is not None:
                 row.update({k: float(v) for k, v in evaluate(state).items()})
             history.append(row)
