@@ -1,6 +1,6 @@
-"""Trains the apparel MLP for one epoch on one layout and prints its numbers as JSON (test helper).
+"""Trains an apparel recipe for one epoch on one layout and prints its numbers as JSON (test helper).
 
-    python tests/parallel_worker.py MODE DTYPE DEVICES [NUM_PROCESSES PROCESS_ID PORT]
+    [FNNET_TEST_RECIPE=strong|cnn] python tests/parallel_worker.py MODE DTYPE DEVICES [NUM_PROCESSES PROCESS_ID PORT]
 
 Run as a subprocess by tests/test_parallel.py because the number of CPU devices
 (``--xla_force_host_platform_device_count``) must be fixed before JAX starts.
@@ -45,10 +45,17 @@ if nproc > 1:
 par = cli.setup_parallel(parser.parse_args(argv))
 layout = par.layout
 
-N_TRAIN, BATCH = 4000, 64  # 62 steps: enough for the first-50-steps comparison
-recipe = recipes.RECIPES["strong"].with_overrides(epochs=1, batch_size=BATCH)  # dropout 0.3 included
+RECIPE = os.environ.get("FNNET_TEST_RECIPE", "strong")  # the MLP (dropout 0.3) or the CNN (BatchNorm, dropout)
+N_TRAIN, BATCH = (4000, 64) if RECIPE == "strong" else (1024, 64)  # MLP: 62 steps, for the 50-step comparison
+recipe = recipes.RECIPES[RECIPE].with_overrides(epochs=1, batch_size=BATCH)
 data = fnnet.load_fashion_mnist(fnnet.data.sample_dir(), verbose=False)
-splits = recipes.prepare_splits(data, seed=0, dtype=par.np_dtype, normalisation=recipes.input_normalisation(recipe))
+splits = recipes.prepare_splits(
+    data,
+    seed=0,
+    dtype=par.np_dtype,
+    normalisation=recipes.input_normalisation(recipe),
+    shape=recipes.input_shape(recipe),
+)
 splits = splits._replace(train_x=splits.train_x[:N_TRAIN], train_y=splits.train_y[:N_TRAIN])
 state = layout.prepare(recipes.build_state(recipe, 0, N_TRAIN, dtype=par.jnp_dtype))
 epoch_fn = layout.epoch_fn(recipes.make_step(recipe)(layout.axis_name), batch_size=BATCH, n_examples=N_TRAIN)
@@ -68,6 +75,11 @@ if par.process_index == 0:
                 "processes": par.num_processes,
                 "losses": losses.tolist(),
                 "test_accuracy": float(np.mean(pred == splits.test_y)),
+                "buffers": {
+                    k: np.asarray(v, np.float64).ravel().tolist()
+                    for k, v in fnnet.nn.state_dict(fnnet.parallel.local_copy(state).model()).items()
+                    if "running" in k or "num_batches" in k
+                },
             }
         )
     )

@@ -21,6 +21,7 @@ from fnnet.nn.container import *  # noqa: F403
 from fnnet.nn.container import __all__ as _container
 from fnnet.nn.conv import *  # noqa: F403
 from fnnet.nn.conv import __all__ as _conv
+from fnnet.nn.convert import from_torch as from_torch
 from fnnet.nn.dropout import *  # noqa: F403
 from fnnet.nn.dropout import __all__ as _dropout
 from fnnet.nn.flatten import Flatten as Flatten
@@ -57,6 +58,7 @@ __all__ = sorted(
         "Module",
         "StateDictError",
         "Unflatten",
+        "from_torch",
         "load_state_dict",
         "named_parameters",
         "state_dict",

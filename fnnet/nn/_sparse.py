@@ -143,8 +143,10 @@ def embedding(
     if w.ndim != 2:
         raise ValueError("'weight' must be 2-D")
     padding_idx = check_padding_idx(padding_idx, w.shape[0])
-    if not isinstance(idx, jax.core.Tracer) and idx.size and (int(idx.min()) < 0 or int(idx.max()) >= w.shape[0]):
-        raise IndexError("index out of range in self")
+    if not isinstance(idx, jax.core.Tracer) and idx.size:
+        host = np.asarray(idx)  # on the host: a constant inside jit has concrete values but traced ops
+        if host.min() < 0 or host.max() >= w.shape[0]:
+            raise IndexError("index out of range in self")
     idx = jnp.where(idx < 0, w.shape[0], idx)  # never wrap negatives (torch refuses them)
     if max_norm is not None:
         max_norm = float(max_norm)
