@@ -1,7 +1,7 @@
 """docs/rosetta.md is the test plan: every row of a covered section has a torch-comparison case.
 
-``SECTIONS`` maps a "## <name>" heading of docs/rosetta.md to the test module whose
-``ROSETTA_CASES`` dict (torch spelling -> case function) covers it. The torch spelling is the first
+``SECTIONS`` maps a "## <name>" heading of docs/rosetta.md to the test modules whose
+``ROSETTA_CASES`` dicts (torch spelling -> case function) together cover it. The torch spelling is the first
 cell of a row with its backticks removed. A section whose helper adds rows adds one line here.
 """
 
@@ -16,12 +16,14 @@ import pytest
 REPO = pathlib.Path(__file__).resolve().parent.parent
 ROSETTA = REPO / "docs" / "rosetta.md"
 
-SECTIONS: dict[str, str] = {
-    "Tensors": "test_tensor.py",
-    "Autograd": "test_autograd.py",
-    "Losses": "test_losses.py",
-    "Optimizers": "test_optim.py",
-    "Learning-rate schedulers": "test_lr_scheduler.py",
+SECTIONS: dict[str, tuple[str, ...]] = {
+    "Tensors": ("test_tensor.py",),
+    "Autograd": ("test_autograd.py",),
+    "Losses": ("test_losses.py", "test_losses_extra.py"),
+    "Layers": ("test_layers_rosetta.py", "test_normalization.py", "test_dropout.py", "test_embedding.py"),
+    "Porting torch models": ("test_convert.py",),
+    "Optimizers": ("test_optim.py",),
+    "Learning-rate schedulers": ("test_lr_scheduler.py",),
 }
 
 
@@ -46,12 +48,16 @@ def rosetta_rows(text: str) -> dict[str, list[str]]:
     return rows
 
 
-def cases_of(test_file: str) -> dict:
-    name = f"_rosetta_{pathlib.Path(test_file).stem}"
-    spec = importlib.util.spec_from_file_location(name, REPO / "tests" / test_file)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module.ROSETTA_CASES
+def cases_of(test_files: tuple[str, ...]) -> dict:
+    """The ``ROSETTA_CASES`` of every test module that covers a section, merged."""
+    cases: dict = {}
+    for test_file in test_files:
+        name = f"_rosetta_{pathlib.Path(test_file).stem}"
+        spec = importlib.util.spec_from_file_location(name, REPO / "tests" / test_file)
+        module = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(module)
+        cases.update(module.ROSETTA_CASES)
+    return cases
 
 
 ROWS = rosetta_rows(ROSETTA.read_text(encoding="utf-8"))
