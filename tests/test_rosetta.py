@@ -21,6 +21,8 @@ SECTIONS: dict[str, tuple[str, ...]] = {
     "Autograd": ("test_autograd.py",),
     "Losses": ("test_losses.py", "test_losses_extra.py"),
     "Layers": ("test_layers_rosetta.py", "test_normalization.py", "test_dropout.py", "test_embedding.py"),
+    "Activations": ("test_activations.py",),
+    "Pooling": ("test_pooling.py",),
     "Porting torch models": ("test_convert.py",),
     "Optimizers": ("test_optim.py",),
     "Learning-rate schedulers": ("test_lr_scheduler.py",),
