@@ -1,7 +1,7 @@
 """Timing probe for fnnet's CPU convolution lowering (run by hand; prints a table; not a test).
 
     python benchmarks/conv_probe.py [--repeats 7] [--scan-steps 10] [--full-batch 54000]
-                                    [--only strong,full] [--impls fnnet,xla,torch]
+                                    [--only strong,full] [--impls fnnet,xla,torch] [--keep-freed-memory]
 
 Times one training step (forward, cross-entropy, backward, Adam update written as plain arithmetic)
 of two networks, in one process, float32:
@@ -15,15 +15,18 @@ of two networks, in one process, float32:
 Implementations: ``fnnet`` (``fnnet.nn.functional.conv2d``: the matrix-product lowering on a CPU),
 ``xla`` (plain ``lax.conv_general_dilated`` differentiated by ``jax.grad``: XLA's own convolution) and
 ``torch`` (eager, default threads, ``torch.optim.Adam``). Pooling, ReLU, the Linear layer and the loss
-are the same plain jnp/lax code for both JAX rows; max-pooling is a reshape-max with a one-pass
-backward (a ``custom_vjp``), since JAX's own max/reduce_window gradients would dominate the step.
+are the same plain jnp/lax code for both JAX rows; max-pooling is ``lax.reduce_window`` with a one-pass
+backward (a ``custom_vjp``): JAX's own reduce_window/max gradients cost more than the convolutions'
+backward here (that is the pooling functionals' business, not this probe's).
 
 Each row: first call (compile, excluded), then ``--repeats`` timed calls; median, min and max in ms.
-The machine has 2 cores shared with other workers: repeat the run and read the spread. glibc's
-allocator returns large freed blocks to the kernel, and a jitted step that allocates ~100 MB of
-temporaries each call then pays that many page faults per call (on this VM ~1.6 ms per MB); the
-``MALLOC_*`` lines of the header say whether the environment changes that (e.g.
-``MALLOC_ARENA_MAX=1 MALLOC_MMAP_MAX_=0 MALLOC_TRIM_THRESHOLD_=4294967296``).
+The machine has 2 cores shared with other workers: repeat the run and read the spread.
+
+``--keep-freed-memory``: glibc's allocator hands large freed blocks back to the kernel, so a jitted
+step called from Python, whose XLA temporaries (~40 MB for the strong step, ~2 GB for the full batch)
+are one fresh allocation per call, page-faults all of them again every call (~0.4 ms per MB on this
+VM); a step inside a compiled scan allocates once. The flag calls ``mallopt`` (one arena, no ``mmap``
+for large blocks, no trimming) before jax and torch are imported, so freed memory is reused by both.
 """
 
 from __future__ import annotations
@@ -68,9 +71,8 @@ def _jax_step(conv_impl: str):
         return y + b[None, :, None, None]
 
     @jax.custom_vjp
-    def pool(x):  # 2x2 max-pooling, stride 2
-        n, c, h, w = x.shape
-        return x.reshape(n, c, h // 2, 2, w // 2, 2).max(axis=(3, 5))
+    def pool(x):  # 2x2 max-pooling, stride 2 (the forward of flax's max_pool)
+        return lax.reduce_window(x, -jnp.inf, lax.max, (1, 1, 2, 2), (1, 1, 2, 2), "VALID")
 
     def pool_fwd(x):
         y = pool(x)
@@ -173,6 +175,16 @@ def time_torch(params, x, y, repeats: int) -> dict[str, dict]:
 
 
 # ------------------------------------------------------------------------------------------ main
+def _keep_freed_memory() -> None:
+    import ctypes
+
+    libc = ctypes.CDLL("libc.so.6")
+    m_trim_threshold, m_mmap_max, m_arena_max = -1, -4, -8  # <malloc.h>
+    for option, value in ((m_arena_max, 1), (m_mmap_max, 0), (m_trim_threshold, 2**31 - 1)):
+        if libc.mallopt(option, value) != 1:
+            raise OSError(f"mallopt({option}, {value}) failed")
+
+
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--repeats", type=int, default=7)
@@ -181,15 +193,17 @@ def main(argv=None) -> int:
     p.add_argument("--full-repeats", type=int, default=3)
     p.add_argument("--only", default="strong,full")
     p.add_argument("--impls", default="fnnet,xla,torch")
+    p.add_argument("--keep-freed-memory", action="store_true", help="mallopt before importing jax/torch")
     args = p.parse_args(argv)
+    if args.keep_freed_memory:
+        _keep_freed_memory()
     import jax
     import torch
 
     threads = torch.get_num_threads()
     print(f"jax {jax.__version__} on {jax.devices()[0].platform}, torch {torch.__version__} ({threads} threads)")
     print(f"load average at start: {os.getloadavg()}")
-    for var in ("MALLOC_ARENA_MAX", "MALLOC_MMAP_MAX_", "MALLOC_TRIM_THRESHOLD_", "XLA_FLAGS"):
-        print(f"  {var}={os.environ.get(var, '(unset)')}")
+    print(f"keep freed memory (mallopt): {args.keep_freed_memory}; XLA_FLAGS={os.environ.get('XLA_FLAGS', '')!r}")
     impls = args.impls.split(",")
     rng = np.random.default_rng(0)
     nets = {"strong": (STRONG["batch"], STRONG["c1"], STRONG["c2"]), "full": (args.full_batch, 4, 4)}

@@ -14,32 +14,32 @@ from __future__ import annotations
 from fnnet.nn import functional as functional
 from fnnet.nn import init as init
 from fnnet.nn.activation import *  # noqa: F403
-from fnnet.nn.activation import __all__ as _activation
+from fnnet.nn.activation import __all__ as _activation_names
 from fnnet.nn.batchnorm import *  # noqa: F403
-from fnnet.nn.batchnorm import __all__ as _batchnorm
+from fnnet.nn.batchnorm import __all__ as _batchnorm_names
 from fnnet.nn.container import *  # noqa: F403
-from fnnet.nn.container import __all__ as _container
+from fnnet.nn.container import __all__ as _container_names
 from fnnet.nn.conv import *  # noqa: F403
-from fnnet.nn.conv import __all__ as _conv
+from fnnet.nn.conv import __all__ as _conv_names
 from fnnet.nn.convert import from_torch as from_torch
 from fnnet.nn.dropout import *  # noqa: F403
-from fnnet.nn.dropout import __all__ as _dropout
+from fnnet.nn.dropout import __all__ as _dropout_names
 from fnnet.nn.flatten import Flatten as Flatten
 from fnnet.nn.flatten import Unflatten as Unflatten
 from fnnet.nn.linear import Identity as Identity
 from fnnet.nn.linear import Linear as Linear
 from fnnet.nn.loss import *  # noqa: F403
-from fnnet.nn.loss import __all__ as _loss
+from fnnet.nn.loss import __all__ as _loss_names
 from fnnet.nn.module import Buffer as Buffer
 from fnnet.nn.module import Module as Module
 from fnnet.nn.normalization import *  # noqa: F403
-from fnnet.nn.normalization import __all__ as _normalization
+from fnnet.nn.normalization import __all__ as _normalization_names
 from fnnet.nn.padding import *  # noqa: F403
-from fnnet.nn.padding import __all__ as _padding
+from fnnet.nn.padding import __all__ as _padding_names
 from fnnet.nn.pooling import *  # noqa: F403
-from fnnet.nn.pooling import __all__ as _pooling
+from fnnet.nn.pooling import __all__ as _pooling_names
 from fnnet.nn.sparse import *  # noqa: F403
-from fnnet.nn.sparse import __all__ as _sparse
+from fnnet.nn.sparse import __all__ as _sparse_names
 from fnnet.nn.state import IncompatibleKeys as IncompatibleKeys
 from fnnet.nn.state import StateDictError as StateDictError
 from fnnet.nn.state import load_state_dict as load_state_dict
@@ -62,15 +62,15 @@ __all__ = sorted(
         "load_state_dict",
         "named_parameters",
         "state_dict",
-        *_activation,
-        *_batchnorm,
-        *_container,
-        *_conv,
-        *_dropout,
-        *_normalization,
-        *_padding,
-        *_pooling,
-        *_sparse,
-        *(n for n in _loss if n != "loss_module"),
+        *_activation_names,
+        *_batchnorm_names,
+        *_container_names,
+        *_conv_names,
+        *_dropout_names,
+        *_normalization_names,
+        *_padding_names,
+        *_pooling_names,
+        *_sparse_names,
+        *(n for n in _loss_names if n != "loss_module"),
     }
 )
