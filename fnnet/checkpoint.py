@@ -6,9 +6,11 @@ to another run.
   checkpoints and possibly the new one, never a torn one; unfinished temporaries are ignored. The
   JSON ``meta`` item travels in the same atomic step as the arrays, so the run's history and the
   weights it describes cannot disagree.
-* **Verified.** ``meta`` carries the SHA-256 of every array's bytes; a checkpoint whose files were
-  truncated or altered afterwards fails to restore or fails the digest, and :meth:`Checkpointer.restore_latest`
-  then says so (one line through ``log``) and falls back to the next newest intact one. The last
+* **Verified.** Each checkpoint holds a manifest of its files' SHA-256 (written last) and ``meta``
+  carries the SHA-256 of every array's bytes; a checkpoint whose files were truncated or altered
+  afterwards fails the file check (before orbax reads anything), the restore, or the array digest,
+  and :meth:`Checkpointer.restore_latest` then says so (one line through ``log``) and falls back to
+  the next newest intact one. The last
   ``max_to_keep`` (default 2) complete checkpoints are kept. Damaged ones newer than the one resumed
   from are renamed ``damaged-<epoch>`` (kept, out of the way). None intact: :class:`CheckpointError`.
 * **Refused for another run.** A checkpoint records the ``run_config`` it was written with; resuming
@@ -38,6 +40,7 @@ import jax
 import numpy as np
 import orbax.checkpoint as ocp
 
+from fnnet._io import atomic_write_text
 from fnnet.train import TrainState
 
 __all__ = ["CheckpointError", "Checkpointer", "ConfigMismatchError", "config_diff", "replace_from_tree", "state_tree"]
@@ -145,6 +148,30 @@ class Checkpointer:
         finally:
             sys.stderr = held
             absl.setLevel(level)
+        if jax.process_index() == 0:
+            self._write_manifest(epoch)
+
+    def _write_manifest(self, epoch: int) -> None:
+        """The SHA-256 of every file of checkpoint ``epoch``, written (atomically) into it last: restore
+        checks the files against it before orbax reads any of them. A checkpoint without one (the run
+        stopped in between) counts as damaged, so the one before it is used."""
+        root = self.path(epoch)
+        files = {str(f.relative_to(root)): _file_sha256(f) for f in sorted(root.rglob("*")) if f.is_file()}
+        atomic_write_text(root / MANIFEST, json.dumps(files, indent=0, sort_keys=True))
+
+    def verify_files(self, epoch: int) -> None:
+        """``CheckpointError`` naming the first file of checkpoint ``epoch`` that is missing or altered."""
+        root = self.path(epoch)
+        try:
+            manifest = json.loads((root / MANIFEST).read_text())
+        except (OSError, ValueError) as err:
+            raise CheckpointError(f"checkpoint {root} is damaged: its file manifest is unreadable ({err})") from err
+        for name, expected in manifest.items():
+            f = root / name
+            if not f.is_file():
+                raise CheckpointError(f"checkpoint {root} is damaged: {name} is missing")
+            if _file_sha256(f) != expected:
+                raise CheckpointError(f"checkpoint {root} is damaged: {name} fails its SHA-256 (truncated or altered)")
 
     def _discard_partial(self, epoch: int) -> None:
         """Remove what a failed save left behind (orbax's temporary folder); finished ones stay."""
@@ -161,7 +188,9 @@ class Checkpointer:
         return epochs[-1] if epochs else None
 
     def read_meta(self, epoch: int) -> dict[str, Any]:
-        """The JSON ``meta`` of checkpoint ``epoch`` (``CheckpointError`` when it cannot be read)."""
+        """The JSON ``meta`` of checkpoint ``epoch`` (``CheckpointError`` when it cannot be read), after
+        checking every file of the checkpoint against its manifest."""
+        self.verify_files(epoch)
         try:
             restored = self._manager.restore(epoch, args=ocp.args.Composite(meta=ocp.args.JsonRestore()))
             return dict(restored["meta"])
@@ -252,6 +281,17 @@ class Checkpointer:
 
     def close(self) -> None:
         self._manager.close()
+
+
+MANIFEST = "fnnet_manifest.json"
+
+
+def _file_sha256(path: pathlib.Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
 
 
 def _leaves_with_path(tree: Any) -> list:

@@ -210,3 +210,55 @@ def test_cnn_layouts_train_the_same_model_with_global_batchnorm():
             # statistics of order 1 summed per device in another order: 1e-13 absolute (measured 8.1e-14)
             np.testing.assert_allclose(run["buffers"][key], values, rtol=1e-13, atol=1e-13, err_msg=f"{name} {key}")
         assert run["test_accuracy"] == ref["test_accuracy"], name
+
+
+# ------------------------------------------------------------------------------ the script, end to end
+def test_cnn_script_outputs_export_and_resume(tmp_path):
+    """The strong CNN recipe through experiments/apparel_classifier.py on the shipped sample: every
+    output file; the NCHW export classifies the test images without fnnet exactly as submission.csv
+    says; a run SIGKILLed after its first checkpoint, resumed, ends bitwise equal to an uninterrupted one."""
+    import json
+    import os
+    import signal
+    import subprocess
+    import time
+
+    env = {**os.environ, "XDG_CACHE_HOME": str(tmp_path / "cache"), "FNNET_DATA_DIR": ""}
+    args = [sys.executable, str(REPO / "experiments" / "apparel_classifier.py"), "--recipe", "cnn", "--epochs", "3",
+            "--batch-size", "500", "--no-download", "--seed", "2"]  # fmt: skip
+    full = subprocess.run(
+        [*args, "--out", str(tmp_path / "full")], capture_output=True, text=True, env=env, timeout=900
+    )
+    assert full.returncode == 0, full.stderr[-2000:]
+    out = tmp_path / "full"
+    for name in ["metrics.json", "loss.png", "sample.png", "confusion.png", "predictions.png", "submission.csv",
+                 "model.jaxexport", "model.json"]:  # fmt: skip
+        assert (out / name).stat().st_size > 0, name
+    assert len([line for line in full.stdout.splitlines() if line.startswith("epoch")]) == 3
+    contract = json.loads((out / "model.json").read_text())
+    assert contract["input"] == {"shape": ["batch", 1, 28, 28], "dtype": "float32", "layout": "NCHW"}
+    predicted = subprocess.run(
+        [sys.executable, str(REPO / "experiments" / "predict.py"), "--model", str(out), "--images",
+         str(REPO / "fnnet" / "_sample" / "t10k-images-idx3-ubyte.gz"), "--out", str(tmp_path / "pred.csv")],
+        capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    assert predicted.returncode == 0, predicted.stderr
+    ours = [line.split(",")[1] for line in (tmp_path / "pred.csv").read_text().splitlines()[1:]]
+    theirs = [line.split(",")[1] for line in (out / "submission.csv").read_text().splitlines()[1:]]
+    assert ours == theirs and len(ours) == 2000
+
+    killed = tmp_path / "killed"
+    proc = subprocess.Popen([*args, "--out", str(killed)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env)
+    deadline = time.time() + 600
+    while not (killed / "checkpoints" / "1").exists() and proc.poll() is None and time.time() < deadline:
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait(timeout=60)
+    assert proc.returncode == -signal.SIGKILL, "the run finished before it could be killed"
+    resumed = subprocess.run(
+        [*args, "--out", str(killed), "--resume"], capture_output=True, text=True, env=env, timeout=900
+    )
+    assert resumed.returncode == 0, resumed.stderr[-2000:]
+    a, b = (json.loads((d / "metrics.json").read_text()) for d in (out, killed))
+    assert {k: v for k, v in a.items() if k != "wall_time_s"} == {k: v for k, v in b.items() if k != "wall_time_s"}
+    assert (out / "submission.csv").read_bytes() == (killed / "submission.csv").read_bytes()

@@ -25,8 +25,13 @@ import fnnet.nn.functional as F
 REPO = pathlib.Path(__file__).resolve().parent.parent
 SCRIPT = REPO / "experiments" / "apparel_classifier.py"
 BOUND_S = 300  # no single run here may take longer: a hang fails
-# The tutorial-fixed recipe on the shipped sample: full batch, ~1 s an epoch.
-ARGS = ["--recipe", "tutorial-fixed", "--epochs", "6", "--no-download"]
+# On the shipped sample, full batch, ~1 s an epoch: the tutorial's MLP and part II's CNN.
+RECIPES = {"mlp": "tutorial-fixed", "cnn": "cnn-tutorial-fixed"}
+
+
+@pytest.fixture(scope="module", params=sorted(RECIPES))
+def ARGS(request):  # noqa: N802 - the arguments every run of a test shares
+    return ["--recipe", RECIPES[request.param], "--epochs", "6", "--no-download"]
 
 
 @pytest.fixture(scope="module")
@@ -52,7 +57,7 @@ def _last_line(text: str) -> str:
 
 
 @pytest.fixture(scope="module")
-def reference(tmp_path_factory, env):
+def reference(tmp_path_factory, env, ARGS):  # noqa: N803
     """An uninterrupted run: what every recovered run must end equal to."""
     out = tmp_path_factory.mktemp("ref") / "run"
     done = _run([*ARGS, "--out", str(out)], env)
@@ -80,7 +85,7 @@ def _no_partial_files(out: pathlib.Path) -> None:
 
 
 # ----------------------------------------------------------------------------------------- Ctrl-C
-def test_sigint_finishes_the_epoch_checkpoint_and_resumes_bitwise(tmp_path, env, reference):
+def test_sigint_finishes_the_epoch_checkpoint_and_resumes_bitwise(tmp_path, env, reference, ARGS):  # noqa: N803
     out = tmp_path / "run"
     proc = _start([*ARGS, "--out", str(out)], env)
     _wait_for(out / "checkpoints" / "1", proc)
@@ -98,7 +103,7 @@ def test_sigint_finishes_the_epoch_checkpoint_and_resumes_bitwise(tmp_path, env,
     assert _numbers(out) == reference
 
 
-def test_second_sigint_exits_at_once_without_damage(tmp_path, env, reference):
+def test_second_sigint_exits_at_once_without_damage(tmp_path, env, reference, ARGS):  # noqa: N803
     """The first Ctrl-C asks for the end of the epoch; the second ends the process at once (SIGINT's
     default action). What is on disk stays readable, and --resume still ends equal."""
     out = tmp_path / "run"
@@ -117,7 +122,7 @@ def test_second_sigint_exits_at_once_without_damage(tmp_path, env, reference):
 
 
 # -------------------------------------------------------------------------------------- divergence
-def test_divergence_stops_with_status_3_and_keeps_the_last_finite_checkpoint(tmp_path, env):
+def test_divergence_stops_with_status_3_and_keeps_the_last_finite_checkpoint(tmp_path, env, ARGS):  # noqa: N803
     out = tmp_path / "run"
     done = _run([*ARGS, "--lr", "1e20", "--out", str(out)], env)
     assert done.returncode == 3, done.stderr
@@ -133,15 +138,17 @@ def test_divergence_stops_with_status_3_and_keeps_the_last_finite_checkpoint(tmp
 
 
 # ---------------------------------------------------------------------------------------- disk full
-def test_a_failed_write_names_the_file_and_keeps_earlier_checkpoints(tmp_path, env, reference):
+def test_a_failed_write_names_the_file_and_keeps_earlier_checkpoints(tmp_path, env, reference, ARGS):  # noqa: N803
     out = tmp_path / "run"
     proc = _start([*ARGS, "--out", str(out)], env)
     _wait_for(out / "checkpoints" / "1", proc)
     proc.send_signal(signal.SIGINT)
     proc.communicate(timeout=BOUND_S)
     kept = sorted(p.name for p in (out / "checkpoints").iterdir())
-    # 1 MiB files at most: less than one checkpoint of the MLP and its Adam moments (~4.4 MiB)
-    full = _run([*ARGS, "--out", str(out), "--resume"], env, file_limit_kib=1024)
+    # Files of at most 1 MiB: less than a checkpoint of the MLP and its Adam moments (~4.4 MiB); 8 KiB:
+    # less than the tutorial CNN's checkpoint metadata (~15 KB; its arrays are ~17 KB).
+    limit = 1024 if ARGS[1] == "tutorial-fixed" else 8
+    full = _run([*ARGS, "--out", str(out), "--resume"], env, file_limit_kib=limit)
     assert full.returncode != 0
     line = _last_line(full.stderr)
     assert line.startswith("error: could not write checkpoint ") and str(out / "checkpoints") in line, line
@@ -180,7 +187,7 @@ def _damage(checkpoint: pathlib.Path, how: str) -> None:
 
 
 @pytest.mark.parametrize("how", ["truncate", "corrupt"])
-def test_damaged_newest_checkpoint_resumes_from_the_older_one(how, tmp_path, env, reference):
+def test_damaged_newest_checkpoint_resumes_from_the_older_one(how, tmp_path, env, reference, ARGS):  # noqa: N803
     out = tmp_path / "run"
     done = _run([*ARGS, "--out", str(out)], env)
     assert done.returncode == 0, done.stderr
@@ -195,7 +202,7 @@ def test_damaged_newest_checkpoint_resumes_from_the_older_one(how, tmp_path, env
     assert _numbers(out) == reference
 
 
-def test_no_intact_checkpoint_is_one_line_and_non_zero(tmp_path, env):
+def test_no_intact_checkpoint_is_one_line_and_non_zero(tmp_path, env, ARGS):  # noqa: N803
     out = tmp_path / "run"
     assert _run([*ARGS, "--epochs", "2", "--out", str(out)], env).returncode == 0
     _damage(out / "checkpoints" / "2", "truncate")
@@ -205,18 +212,24 @@ def test_no_intact_checkpoint_is_one_line_and_non_zero(tmp_path, env):
     assert _last_line(resumed.stderr).startswith(f"error: no intact checkpoint in {out / 'checkpoints'}")
 
 
-def test_resume_with_other_settings_is_refused_listing_each(tmp_path, env):
+def test_resume_with_other_settings_is_refused_listing_each(tmp_path, env, ARGS):  # noqa: N803
     out = tmp_path / "run"
     assert _run([*ARGS, "--epochs", "2", "--out", str(out)], env).returncode == 0
+    written = ARGS[1]  # "tutorial-fixed" or "cnn-tutorial-fixed"; the other recipe is the published one
+    other = written.removesuffix("-fixed")
     refused = _run(
-        ["--recipe", "tutorial", "--epochs", "5", "--seed", "3", "--no-download", "--out", str(out), "--resume"], env
+        ["--recipe", other, "--epochs", "5", "--seed", "3", "--no-download", "--out", str(out), "--resume"], env
     )
     assert refused.returncode == 2 and "Traceback" not in refused.stderr
     line = _last_line(refused.stderr)
     assert line.startswith("error: --resume refused")
-    for part in ["recipe: checkpoint 'tutorial-fixed', this run 'tutorial'", "epochs: checkpoint 2, this run 5",
+    for part in [f"recipe: checkpoint '{written}', this run '{other}'", "epochs: checkpoint 2, this run 5",
                  "seed: checkpoint 0, this run 3"]:  # fmt: skip
         assert part in line
+    model = "mlp" if written == "tutorial-fixed" else "cnn-tutorial"
+    other_model = _run(["--recipe", "cnn" if model == "mlp" else "strong", "--epochs", "2", "--no-download",
+                        "--out", str(out), "--resume"], env)  # fmt: skip
+    assert f"model: checkpoint '{model}'" in _last_line(other_model.stderr)
     dtype = _run([*ARGS, "--epochs", "2", "--dtype", "float64", "--out", str(out), "--resume"], env)
     assert "dtype: checkpoint 'float32', this run 'float64'" in _last_line(dtype.stderr)
     batch = _run([*ARGS, "--epochs", "2", "--batch-size", "100", "--out", str(out), "--resume"], env)

@@ -395,6 +395,8 @@ def _chunk_size(x_shape, kernel, out, itemsize: int) -> int:
     buffer zeroed, then written chunk by chunk) would outweigh the locality it buys (the 1->32 layer at
     batch 128, 3.6 MB of patches for 12.8 MB of output: 2 chunks cost 2.5 ms of CPU time more)."""
     n = x_shape[0]
+    if not isinstance(n, int):  # a symbolic batch (jax.export): one chunk, whatever its size
+        return n
     target = max(1, _CHUNK_BYTES // max(x_shape[1] * math.prod(kernel) * math.prod(out) * itemsize, 1))
     if 2 * target >= n:
         return n
@@ -412,7 +414,7 @@ def _split(arrays, b: int):
 
 def _map_batch(fn, arrays, b: int) -> Array:
     """``fn`` over batch chunks of ``arrays`` (one ``lax.map``), outputs concatenated along the batch."""
-    if arrays[0].shape[0] < 2 * b:  # a single chunk (b is the batch), or one and a remainder
+    if not isinstance(b, int) or arrays[0].shape[0] < 2 * b:  # a single chunk (b is the batch), or one and a remainder
         return fn(*arrays)
     heads, tails = _split(arrays, b)
     out = lax.map(lambda chunk: fn(*chunk), heads)
@@ -422,7 +424,7 @@ def _map_batch(fn, arrays, b: int) -> Array:
 
 def _map_sum_batch(fn, arrays, b: int, init: Array) -> tuple[Array, Array]:
     """``fn(*chunk) -> (summand, batch output)`` over batch chunks: the summands' total, the outputs joined."""
-    if arrays[0].shape[0] < 2 * b:
+    if not isinstance(b, int) or arrays[0].shape[0] < 2 * b:
         return fn(*arrays)
     heads, tails = _split(arrays, b)
 
