@@ -34,6 +34,26 @@ def x64():
 
 
 @pytest.fixture
+def compile_count():
+    """A function returning how many XLA compilations this test has run so far.
+
+    Counted from JAX's own compile event rather than ``jitted._cache_size()``: that private count is 0
+    once JAX's process-wide table of jitted functions (8,192) is full, as it is late in this suite.
+    """
+    events: list[str] = []
+
+    def listener(event: str, duration: float, **kwargs) -> None:
+        if event == "/jax/core/compile/backend_compile_duration":  # jax._src.dispatch
+            events.append(event)
+
+    jax.monitoring.register_event_duration_secs_listener(listener)
+    try:
+        yield lambda: len(events)
+    finally:
+        jax.monitoring.unregister_event_duration_listener(listener)
+
+
+@pytest.fixture
 def torch():
     """The reference implementation. Imported lazily so collection stays fast."""
     import torch as _torch

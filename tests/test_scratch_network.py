@@ -141,10 +141,10 @@ def test_scratch_train_rejects_bad_arguments(kwargs, culprit):
         smallnets.scratch_train(w0, **kwargs)
 
 
-def test_scratch_train_compiles_once_for_any_lr():
+def test_scratch_train_compiles_once_for_any_lr(compile_count):
     w0 = smallnets.scratch_init(jax.random.key(0))
     smallnets.scratch_train(w0, epochs=7, lr=0.1)
-    before = smallnets._scratch_run._cache_size()
+    before = compile_count()
     smallnets.scratch_train(w0, epochs=7, lr=0.2)
     smallnets.scratch_train(w0, epochs=7, lr=0.3)
-    assert smallnets._scratch_run._cache_size() == before
+    assert compile_count() == before >= 1
