@@ -42,8 +42,8 @@ from typing import Any
 HERE = pathlib.Path(__file__).resolve().parent
 REPO = HERE.parent
 PY = sys.executable
-WORKLOADS = ("scratch", "hello", "binary", "mlp_mini", "mlp_full", "mlp_parallel")
-DATA_WORKLOADS = {"mlp_mini", "mlp_full", "mlp_parallel"}
+WORKLOADS = ("scratch", "hello", "binary", "mlp_mini", "mlp_full", "mlp_parallel", "cnn_mini", "cnn_full")
+DATA_WORKLOADS = {"mlp_mini", "mlp_full", "mlp_parallel", "cnn_mini", "cnn_full"}
 WHAT = {
     "scratch": "network from scratch, 5,000 epochs",
     "hello": "hello-world net, 1,000 SGD steps",
@@ -51,7 +51,11 @@ WHAT = {
     "mlp_mini": "apparel MLP, batch 128, 1 epoch (421 steps)",
     "mlp_full": "apparel MLP, tutorial: 20 full-batch epochs + val loss",
     "mlp_parallel": "mlp_mini over all local devices",
+    "cnn_mini": "strong CNN, batch 128, 1 epoch (421 steps)",
+    "cnn_full": "part II's CNN: 25 full-batch steps + val loss",
 }
+#: what each CNN row's fnnet variant is
+CNN_VARIANT_WHAT = {"epoch": "compiled in one `jit` (`lax.scan`)", "step": "a jitted step called from Python"}
 TIMEOUT_S = 1800
 
 
@@ -126,6 +130,8 @@ def run_workloads(runner: Runner, args: argparse.Namespace, data_dir: str | None
                 "--impls",
                 "fnnet,fnnet-fit,torch,jax-prototype" if args.with_fit else "fnnet,torch,jax-prototype",
             ]
+        elif name == "cnn_mini":
+            extra += ["--plain-steps", "40"]  # XLA's own convolution takes ~0.9 s a step: 40 steps, per step
         elif name == "mlp_mini":
             extra += [
                 "--impls",
@@ -509,6 +515,8 @@ def section(
                 what = "the same through `fnnet.fit` (recompiles per call)"
             elif variant == "run_fn":
                 what += " (`make_run_fn`)"
+            elif w.startswith("cnn") and variant in CNN_VARIANT_WHAT:
+                what += f"; fnnet {CNN_VARIANT_WHAT[variant]}"
             L.append(
                 f"| {label} | {what} | {fmt_s(fn['median_s'])} | {fmt_s(te and te['median_s'])} | "
                 f"{fmt_s(tc and tc['median_s'])} | {fmt_ratio(r_e)} | {fmt_ratio(r_c)} | "
@@ -564,6 +572,8 @@ def section(
             "overhead, because there is none left to remove (see the matrix-product table below for why)."
         )
         L.append("")
+
+    L.extend(cnn_sections(records, args, platform_name))
 
     # first call
     L.append("### First call (tracing + compilation included), with and without JAX's persistent cache")
@@ -728,6 +738,78 @@ def section(
     )
     L.append("")
     return "\n".join(L), chart_rows
+
+
+def cnn_gflop(rec: dict[str, Any]) -> float | None:
+    """Convolution and linear FLOPs of one call of a CNN row (``_cnn.conv_flops``, in its records)."""
+    if rec.get("workload") == "cnn_full" and "run_flop" in rec:
+        return rec["run_flop"] / 1e9
+    if rec.get("workload") == "cnn_mini" and "step_flop" in rec and "steps" in rec:
+        return rec["steps"] * rec["step_flop"] / 1e9
+    return None
+
+
+#: jax-plain time over fnnet time that the CNN rows must reach (issue 14)
+CNN_PLAIN_TARGET = 5.0
+
+
+def cnn_sections(records: list[dict[str, Any]], args: argparse.Namespace, platform_name: str) -> list[str]:
+    """fnnet's convolution against plain Flax (XLA's own convolution), and the CNN rows' roofline."""
+    L: list[str] = []
+    rows = []
+    for w in (w for w in args.only if w.startswith("cnn")):
+        plain = _find(records, phase="steady", workload=w, impl="jax-plain")
+        for variant in _variants(records, w):
+            fn = _find(records, phase="steady", workload=w, impl="fnnet", variant=variant)
+            if fn is None or plain is None:
+                continue
+            fn_step, plain_step = fn["median_s"] / fn.get("steps", 1), plain["median_s"] / plain.get("steps", 1)
+            ratio = plain_step / fn_step
+            target = CNN_PLAIN_TARGET if platform_name == "cpu" else None
+            met = "–" if target is None else ("yes" if ratio >= target else "**NO**")
+            rows.append(
+                f"| {w} ({variant}) | {fmt_s(fn_step)} | {fmt_s(plain_step)} ({plain.get('steps', 1)}) | "
+                f"{fmt_ratio(ratio)} | {fmt_ratio(target) if target else '–'} | {met} |"
+            )
+    if rows:
+        L += [
+            "### fnnet's convolutions against plain Flax (XLA's own convolution and gradient)",
+            "",
+            "`jax-plain` is the same network written with `flax.nnx.Conv` (NHWC) and XLA's convolution "
+            "gradient, in the same compiled epoch: what fnnet's CPU lowering of `Conv2d` (one matrix product "
+            "over shifted views, custom VJP) buys. Times per step (cnn_mini's jax-plain runs the epoch's first "
+            "steps only, their count in brackets: about 0.9 s a step); cnn_full per call. Target on a CPU: "
+            "jax-plain / fnnet ≥ 5.",
+            "",
+            "| row | fnnet | jax-plain (steps) | jax-plain / fnnet | target | met |",
+            "|---|---|---|---|---|---|",
+            *rows,
+            "",
+        ]
+    peak_gf, _ = machine_peaks(records)
+    cnn = [r for r in records if r.get("phase") == "steady" and cnn_gflop(r) and "median_s" in r]
+    if peak_gf and cnn:
+        L += [
+            "### Roofline of the CNN rows",
+            "",
+            f"FLOPs counted per step by `benchmarks/_cnn.conv_flops`: every convolution and linear layer's "
+            f"forward, input gradient and weight gradient (2 per multiply-add; BatchNorm, pooling and the "
+            f"optimizer left out). Peak: {peak_gf:.1f} GFLOP/s, the best float32 product rate measured by "
+            "`benchmarks/gemm.py` above. The roofline time is FLOPs / peak (these rows are compute-bound "
+            "in their products; the elementwise layers are the rest of the time).",
+            "",
+            "| row | impl | GFLOP per call | compute time at peak | time | effective GFLOP/s | time / roofline |",
+            "|---|---|---|---|---|---|---|",
+        ]
+        for r in cnn:
+            gf = cnn_gflop(r)
+            label = r["workload"] + (f" ({r['variant']})" if r.get("variant") else "")
+            L.append(
+                f"| {label} | {r['impl']} | {gf:.1f} | {fmt_s(gf / peak_gf)} | {fmt_s(r['median_s'])} | "
+                f"{gf / r['median_s']:.1f} | {r['median_s'] / (gf / peak_gf):.2f}× |"
+            )
+        L.append("")
+    return L
 
 
 HEADER = """# fnnet vs PyTorch: benchmarks

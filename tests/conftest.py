@@ -86,3 +86,66 @@ def shared_fmnist() -> pathlib.Path:
 @pytest.fixture
 def rng() -> np.random.Generator:
     return np.random.default_rng(0)
+
+
+# ------------------------------------------------------------------ --diff-report: measured differences
+def pytest_addoption(parser):
+    parser.addoption(
+        "--diff-report",
+        metavar="FILE",
+        default=None,
+        help="write, per test, the largest |actual - expected| (and relative) that numpy.testing."
+        "assert_allclose saw, by dtype, as JSON lines to FILE (the figures in the issues' closing notes)",
+    )
+
+
+def pytest_configure(config):
+    path = config.getoption("--diff-report")
+    if path:
+        config.pluginmanager.register(_DiffReport(pathlib.Path(path)), "fnnet-diff-report")
+
+
+class _DiffReport:
+    """Wraps ``numpy.testing.assert_allclose`` (tests that import it later get the wrapper) to record
+    the largest absolute and relative difference of every passing comparison, keyed by test id."""
+
+    def __init__(self, path: pathlib.Path) -> None:
+        self.path, self.current, self.worst = path, None, {}
+        original = np.testing.assert_allclose
+
+        def assert_allclose(actual, desired, *args, **kwargs):
+            original(actual, desired, *args, **kwargs)
+            self._record(actual, desired)
+
+        np.testing.assert_allclose = assert_allclose
+
+    def _record(self, actual, desired) -> None:
+        a, e = np.asarray(actual), np.asarray(desired)
+        if self.current is None or not (np.issubdtype(a.dtype, np.floating) and a.size):
+            return
+        a64, e64 = np.broadcast_arrays(a.astype(np.float64), e.astype(np.float64))
+        finite = np.isfinite(a64) & np.isfinite(e64)
+        if not finite.any():
+            return
+        d = np.abs(a64[finite] - e64[finite])
+        rel = d / np.maximum(np.abs(e64[finite]), np.finfo(np.float64).tiny)
+        key = (self.current, str(a.dtype))
+        old = self.worst.get(key, (0.0, 0.0))
+        self.worst[key] = (max(old[0], float(d.max())), max(old[1], float(rel[d > 0].max()) if (d > 0).any() else 0.0))
+
+    @pytest.hookimpl(hookwrapper=True)
+    def pytest_runtest_call(self, item):
+        self.current = item.nodeid
+        yield
+        self.current = None
+
+    def pytest_sessionfinish(self, session):
+        import json
+
+        lines = [
+            json.dumps({"test": test, "dtype": dtype, "max_abs": worst[0], "max_rel": worst[1]})
+            for (test, dtype), worst in sorted(self.worst.items())
+        ]
+        tmp = self.path.with_name(self.path.name + ".tmp")
+        tmp.write_text("\n".join(lines) + "\n")
+        tmp.replace(self.path)

@@ -54,3 +54,27 @@ def test_mlp_mini_prototype_computes_what_fnnet_computes(shared_fmnist):
     bar = [r for r in lines if "fnnet_over_prototype" in r]
     assert len(bar) == 1 and bar[0]["target_fnnet_over_prototype"] == 1.2
     assert bar[0]["meets_prototype_bar"] == (bar[0]["fnnet_over_prototype"] <= 1.2)
+
+
+def test_cnn_mini_contract_and_per_step_plain_ratio(shared_fmnist):
+    lines = _run(
+        "cnn_mini.py", "--impls", "fnnet,fnnet-step,jax-plain", "--plain-steps", "3", "--data-dir", str(shared_fmnist)
+    )
+    timings = [r for r in lines if "impl" in r]
+    assert [(r["impl"], r.get("variant")) for r in timings] == [
+        ("fnnet", "epoch"),
+        ("fnnet", "step"),
+        ("jax-plain", "epoch"),
+    ]
+    for r in timings:
+        assert r.keys() >= TIMING_KEYS | {"step_flop", "steps", "batch_size"}
+    epoch, step, plain = timings
+    steps = epoch["steps"]
+    assert step["steps"] == steps > 3 and plain["steps"] == 3
+    # the compiled epoch and the Python loop of jitted steps run the same steps from the same state:
+    # the same mean loss (float32; measured equal to 1e-7 relative, XLA may fuse the two differently)
+    assert step["result"] == pytest.approx(epoch["result"], rel=1e-5)
+    ratios = {r["variant"]: r["jax_plain_over_fnnet"] for r in lines if "jax_plain_over_fnnet" in r}
+    for variant, fn in (("epoch", epoch), ("step", step)):
+        per_step = (plain["median_s"] / 3) / (fn["median_s"] / steps)
+        assert ratios[variant] == pytest.approx(per_step, rel=1e-2)  # rounded to 3 places
