@@ -117,9 +117,6 @@ def parse(p: argparse.ArgumentParser, argv: Sequence[str] | None) -> argparse.Na
         from fnnet.train import enable_compilation_cache
 
         enable_compilation_cache(args.compile_cache)
-    from fnnet.train import keep_freed_memory
-
-    keep_freed_memory()  # for torch and fnnet alike: both run in this process
     return args
 
 
