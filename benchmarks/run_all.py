@@ -489,6 +489,9 @@ def section(
             f"- Data: {data_rec['data']} ({data_rec['n_train']} train / {data_rec['n_val']} validation images"
             f"{'; the shipped SAMPLE, not the real set' if data_rec.get('is_sample') else ''})."
         )
+    for r in records:
+        if r.get("separate_run") and r.get("impl") == "fnnet":
+            L.append(f"- The {r['workload']} row comes from a separate run in one process: {r['separate_run']}.")
     L.append("")
 
     # steady state
@@ -760,7 +763,7 @@ def cnn_sections(records: list[dict[str, Any]], args: argparse.Namespace, platfo
     L: list[str] = []
     rows = []
     for w in (w for w in args.only if w.startswith("cnn")):
-        plain = _find(records, phase="steady", workload=w, impl="jax-plain")
+        plain = _find(records, phase="steady", workload=w, impl="jax-plain", variant="epoch")
         for variant in _variants(records, w):
             fn = _find(records, phase="steady", workload=w, impl="fnnet", variant=variant)
             if fn is None or plain is None:
@@ -797,7 +800,7 @@ def cnn_sections(records: list[dict[str, Any]], args: argparse.Namespace, platfo
             f"FLOPs counted per step by `benchmarks/_cnn.conv_flops`: every convolution and linear layer's "
             f"forward, input gradient and weight gradient (2 per multiply-add; BatchNorm, pooling and the "
             f"optimizer left out). Peak: {peak_gf:.1f} GFLOP/s, the best float32 product rate measured by "
-            "`benchmarks/gemm.py` above. The roofline time is FLOPs / peak (these rows are compute-bound "
+            "`benchmarks/gemm.py` (below). The roofline time is FLOPs / peak (these rows are compute-bound "
             "in their products; the elementwise layers are the rest of the time).",
             "",
             "| row | impl | GFLOP per call | compute time at peak | time | effective GFLOP/s | time / roofline |",
@@ -860,6 +863,12 @@ def main(argv=None) -> int:
     )
     p.add_argument("--only", default=",".join(WORKLOADS), help="comma-separated workloads")
     p.add_argument("--skip-experiments", action="store_true", help="no whole-process experiment timings")
+    p.add_argument(
+        "--from-json",
+        metavar="FILE",
+        default=None,
+        help="measure nothing: rewrite the report from a results_<platform>.json that run_all wrote",
+    )
     p.add_argument("--with-fit", action="store_true", help="also time mlp_full through fnnet.fit (+3-4 min)")
     p.add_argument("--out", default=None, help="BENCHMARKS.md to write (default: the repo's; --quick: a temp folder)")
     p.add_argument("--work", default=None, help="scratch folder for caches and outputs (default: a temp folder)")
@@ -885,11 +894,16 @@ def main(argv=None) -> int:
 
     data_dir = resolve_data_dir(args.data_dir)
     log(f"work folder {work}; data {data_dir or 'fnnet default resolution'}; report -> {out}")
-    runner = Runner(work, log)
-    info = machine_info()
-    records = run_workloads(runner, args, data_dir)
-    exp_rows = [] if args.skip_experiments else run_experiments(runner, args, data_dir)
-    total = time.perf_counter() - t_start
+    if args.from_json:
+        saved = json.loads(pathlib.Path(args.from_json).read_text(encoding="utf-8"))
+        info, records, exp_rows, total = saved["machine"], saved["records"], saved["experiments"], saved["total_s"]
+        args.repeats, args.quick = saved["repeats"], saved["quick"]
+    else:
+        runner = Runner(work, log)
+        info = machine_info()
+        records = run_workloads(runner, args, data_dir)
+        exp_rows = [] if args.skip_experiments else run_experiments(runner, args, data_dir)
+        total = time.perf_counter() - t_start
     steady = next((r for r in records if r.get("impl") == "fnnet" and r.get("phase") == "steady"), None)
     if steady is None:
         print("error: no fnnet measurement came back; see the log above", file=sys.stderr)
@@ -907,6 +921,7 @@ def main(argv=None) -> int:
                 "experiments": exp_rows,
                 "quick": args.quick,
                 "repeats": args.repeats,
+                "total_s": total,
             },
             indent=1,
         )
