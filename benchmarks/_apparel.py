@@ -31,18 +31,20 @@ def recipes():
     return apparel_recipes
 
 
-def load_splits(args: argparse.Namespace):
-    """(splits, data description) with fnnet's loader and the tutorial's 90/10 stratified split (seed 0)."""
+def load_splits(args: argparse.Namespace, quick: tuple[int, int] = (QUICK_TRAIN, QUICK_VAL), **prepare):
+    """(splits, data description) with fnnet's loader and the tutorial's 90/10 stratified split (seed 0);
+    ``quick``: the (train, validation) sizes kept under ``--quick``; ``prepare``: further keywords of the
+    recipes' ``prepare_splits`` (normalisation, input shape)."""
     from fnnet.data import load_fashion_mnist
 
     data = load_fashion_mnist(args.data_dir, verbose=False)
-    splits = recipes().prepare_splits(data, seed=0)
+    splits = recipes().prepare_splits(data, seed=0, **prepare)
     if args.quick:
         splits = splits._replace(
-            train_x=splits.train_x[:QUICK_TRAIN],
-            train_y=splits.train_y[:QUICK_TRAIN],
-            val_x=splits.val_x[:QUICK_VAL],
-            val_y=splits.val_y[:QUICK_VAL],
+            train_x=splits.train_x[: quick[0]],
+            train_y=splits.train_y[: quick[0]],
+            val_x=splits.val_x[: quick[1]],
+            val_y=splits.val_y[: quick[1]],
         )
     info = {
         "data": data.source,

@@ -21,27 +21,13 @@ QUICK_TRAIN, QUICK_VAL = 2_048, 512
 
 def load_splits(args: argparse.Namespace, recipe):
     """(splits, description): the recipe's inputs as torch's NCHW images, the tutorial's 90/10 split."""
-    from fnnet.data import load_fashion_mnist
-
     recipes = _apparel.recipes()
-    data = load_fashion_mnist(args.data_dir, verbose=False)
-    splits = recipes.prepare_splits(
-        data, seed=0, normalisation=recipes.input_normalisation(recipe), shape=recipes.input_shape(recipe)
+    return _apparel.load_splits(
+        args,
+        quick=(QUICK_TRAIN, QUICK_VAL),
+        normalisation=recipes.input_normalisation(recipe),
+        shape=recipes.input_shape(recipe),
     )
-    if args.quick:
-        splits = splits._replace(
-            train_x=splits.train_x[:QUICK_TRAIN],
-            train_y=splits.train_y[:QUICK_TRAIN],
-            val_x=splits.val_x[:QUICK_VAL],
-            val_y=splits.val_y[:QUICK_VAL],
-        )
-    info = {
-        "data": data.source,
-        "is_sample": bool(data.is_sample),
-        "n_train": int(splits.train_x.shape[0]),
-        "n_val": int(splits.val_x.shape[0]),
-    }
-    return splits, info
 
 
 def torch_model(torch, kind: str, state: Any, device, dropout: float = 0.25):
