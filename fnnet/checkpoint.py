@@ -10,7 +10,9 @@ to another run.
   carries the SHA-256 of every array's bytes; a checkpoint whose files were truncated or altered
   afterwards fails the file check (before orbax reads anything), the restore, or the array digest,
   and :meth:`Checkpointer.restore_latest` then says so (one line through ``log``) and falls back to
-  the next newest intact one. The last
+  the next newest intact one. A checkpoint without a manifest (the process stopped between orbax's
+  rename and the manifest) is complete as far as orbax goes: the restore and the array digest alone
+  check it, and it gets its manifest once it passes. The last
   ``max_to_keep`` (default 2) complete checkpoints are kept. Damaged ones newer than the one resumed
   from are renamed ``damaged-<epoch>`` (kept, out of the way). None intact: :class:`CheckpointError`.
 * **Refused for another run.** A checkpoint records the ``run_config`` it was written with; resuming
@@ -154,14 +156,18 @@ class Checkpointer:
     def _write_manifest(self, epoch: int) -> None:
         """The SHA-256 of every file of checkpoint ``epoch``, written (atomically) into it last: restore
         checks the files against it before orbax reads any of them. A checkpoint without one (the run
-        stopped in between) counts as damaged, so the one before it is used."""
+        stopped in between) is checked by :meth:`restore` alone, which then writes it."""
         root = self.path(epoch)
         files = {str(f.relative_to(root)): _file_sha256(f) for f in sorted(root.rglob("*")) if f.is_file()}
         atomic_write_text(root / MANIFEST, json.dumps(files, indent=0, sort_keys=True))
 
-    def verify_files(self, epoch: int) -> None:
-        """``CheckpointError`` naming the first file of checkpoint ``epoch`` that is missing or altered."""
+    def verify_files(self, epoch: int) -> bool:
+        """``CheckpointError`` naming the first file of checkpoint ``epoch`` that is missing or altered;
+        ``False`` when the checkpoint has no manifest yet (its save stopped after orbax's atomic rename:
+        :meth:`restore` verifies it by the array digest), ``True`` when every file matched."""
         root = self.path(epoch)
+        if not (root / MANIFEST).exists() and root.is_dir():
+            return False
         try:
             manifest = json.loads((root / MANIFEST).read_text())
         except (OSError, ValueError) as err:
@@ -172,6 +178,7 @@ class Checkpointer:
                 raise CheckpointError(f"checkpoint {root} is damaged: {name} is missing")
             if _file_sha256(f) != expected:
                 raise CheckpointError(f"checkpoint {root} is damaged: {name} fails its SHA-256 (truncated or altered)")
+        return True
 
     def _discard_partial(self, epoch: int) -> None:
         """Remove what a failed save left behind (orbax's temporary folder); finished ones stay."""
@@ -187,10 +194,11 @@ class Checkpointer:
         epochs = self.epochs()
         return epochs[-1] if epochs else None
 
-    def read_meta(self, epoch: int) -> dict[str, Any]:
+    def read_meta(self, epoch: int, *, verified: bool = False) -> dict[str, Any]:
         """The JSON ``meta`` of checkpoint ``epoch`` (``CheckpointError`` when it cannot be read), after
-        checking every file of the checkpoint against its manifest."""
-        self.verify_files(epoch)
+        checking every file of the checkpoint against its manifest (unless ``verified``: done already)."""
+        if not verified:
+            self.verify_files(epoch)
         try:
             restored = self._manager.restore(epoch, args=ocp.args.Composite(meta=ocp.args.JsonRestore()))
             return dict(restored["meta"])
@@ -204,7 +212,8 @@ class Checkpointer:
         ``state`` first: a difference means another model or optimizer (:class:`CheckpointError`
         saying so). Any failure after that, or arrays that fail the SHA-256, means damaged files.
         """
-        meta = self.read_meta(epoch)
+        has_manifest = self.verify_files(epoch)
+        meta = self.read_meta(epoch, verified=True)
         tree = state_tree(state)
         try:
             saved = {m.name: (tuple(m.shape), np.dtype(m.dtype)) for m in jax.tree.leaves(
@@ -229,6 +238,8 @@ class Checkpointer:
             raise CheckpointError(f"checkpoint {self.path(epoch)} is damaged: {_first_line(err)}") from err
         if meta.get("digest") != digest(restored):
             raise CheckpointError(f"checkpoint {self.path(epoch)} is damaged: its arrays fail the SHA-256 check")
+        if not has_manifest and jax.process_index() == 0:
+            self._write_manifest(epoch)  # the save that stopped before it, finished
         return replace_from_tree(state, restored), meta
 
     def restore_latest(

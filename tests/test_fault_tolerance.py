@@ -202,6 +202,37 @@ def test_damaged_newest_checkpoint_resumes_from_the_older_one(how, tmp_path, env
     assert _numbers(out) == reference
 
 
+def test_checkpoint_without_its_manifest_resumes_and_gets_one(tmp_path, env, reference, ARGS):  # noqa: N803
+    """A process killed between orbax's atomic rename and the manifest leaves a complete checkpoint
+    without ``fnnet_manifest.json`` (seen in CI): resume uses it, silently, after the array digest."""
+    out = tmp_path / "run"
+    done = _run([*ARGS, "--out", str(out)], env)
+    assert done.returncode == 0, done.stderr
+    manifest = out / "checkpoints" / "6" / "fnnet_manifest.json"
+    written = manifest.read_text()
+    manifest.unlink()
+    (out / "metrics.json").unlink()
+    resumed = _run([*ARGS, "--out", str(out), "--resume"], env)
+    assert resumed.returncode == 0, resumed.stderr
+    assert not [line for line in resumed.stderr.splitlines() if line.startswith("warning:")], resumed.stderr
+    assert manifest.read_text() == written  # restored, and the same files' hashes
+    assert _numbers(out) == reference
+
+
+def test_checkpoint_without_manifest_and_with_damaged_arrays_falls_back(tmp_path, env, reference, ARGS):  # noqa: N803
+    out = tmp_path / "run"
+    assert _run([*ARGS, "--out", str(out)], env).returncode == 0
+    (out / "checkpoints" / "6" / "fnnet_manifest.json").unlink()
+    _damage(out / "checkpoints" / "6", "corrupt")
+    (out / "metrics.json").unlink()
+    resumed = _run([*ARGS, "--out", str(out), "--resume"], env)
+    assert resumed.returncode == 0, resumed.stderr
+    warnings = [line for line in resumed.stderr.splitlines() if line.startswith("warning:")]
+    assert len(warnings) == 1 and f"checkpoint {out / 'checkpoints' / '6'} is damaged" in warnings[0]
+    assert "trying checkpoint 5" in warnings[0]
+    assert _numbers(out) == reference
+
+
 def test_no_intact_checkpoint_is_one_line_and_non_zero(tmp_path, env, ARGS):  # noqa: N803
     out = tmp_path / "run"
     assert _run([*ARGS, "--epochs", "2", "--out", str(out)], env).returncode == 0
