@@ -492,6 +492,8 @@ def section(
     for r in records:
         if r.get("separate_run") and r.get("impl") == "fnnet":
             L.append(f"- The {r['workload']} row comes from a separate run in one process: {r['separate_run']}.")
+        elif r.get("separate_run") and r.get("impl") == "jax-plain":
+            L.append(f"- The {r['workload']} jax-plain time comes from another run: {r['separate_run']}.")
     L.append("")
 
     # steady state
