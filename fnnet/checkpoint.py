@@ -213,7 +213,12 @@ class Checkpointer:
         saying so). Any failure after that, or arrays that fail the SHA-256, means damaged files.
         """
         has_manifest = self.verify_files(epoch)
-        meta = self.read_meta(epoch, verified=True)
+        return self._restore(epoch, state, self.read_meta(epoch, verified=True), has_manifest)
+
+    def _restore(
+        self, epoch: int, state: TrainState, meta: dict[str, Any], has_manifest: bool
+    ) -> tuple[TrainState, dict[str, Any]]:
+        """:meth:`restore` after its file check and ``meta`` read (``restore_latest`` does those first)."""
         tree = state_tree(state)
         try:
             saved = {m.name: (tuple(m.shape), np.dtype(m.dtype)) for m in jax.tree.leaves(
@@ -256,12 +261,13 @@ class Checkpointer:
         damaged = []
         for epoch in reversed(epochs):
             try:
-                meta = self.read_meta(epoch)
+                has_manifest = self.verify_files(epoch)  # once: each file hashed a single time
+                meta = self.read_meta(epoch, verified=True)
                 if run_config is not None:
                     differences = config_diff(meta.get("run_config", {}), run_config)
                     if differences:
                         raise ConfigMismatchError(self.path(epoch), differences)
-                restored, meta = self.restore(epoch, state)
+                restored, meta = self._restore(epoch, state, meta, has_manifest)
             except ConfigMismatchError:
                 raise
             except CheckpointError as err:
