@@ -125,12 +125,15 @@ def _batch_norm_core(x, running_mean, running_var, weight, bias, momentum, *, tr
     xr = x.reshape(x.shape[0], channels, -1)
     per_channel = xr.shape[0] * xr.shape[2]
     if training:
-        mean = jnp.sum(jnp.sum(xr, axis=2), axis=0) / per_channel
-        if axis_name is not None:
-            mean = jax.lax.pmean(mean, axis_name)
-        var = jnp.sum(jnp.sum(jnp.square(xr - mean[None, :, None]), axis=2), axis=0) / per_channel
-        if axis_name is not None:
-            var = jax.lax.pmean(var, axis_name)
+        if axis_name is None:
+            out, mean, var = _train_batch_norm(xr, weight, bias, eps)
+        else:
+            mean = jax.lax.pmean(_channel_sum(xr) / per_channel, axis_name)
+            # The variance's derivative in the mean is zero (the deviations sum to zero): stop_gradient
+            # spares the backward that sum, the same gradient up to rounding.
+            centred = xr - jax.lax.stop_gradient(mean)[None, :, None]
+            var = jax.lax.pmean(_channel_sum(jnp.square(centred)) / per_channel, axis_name)
+            out = None
         count = per_channel * devices
         if running_mean is not None:
             m = jnp.asarray(momentum, running_mean.dtype)
@@ -139,11 +142,60 @@ def _batch_norm_core(x, running_mean, running_var, weight, bias, momentum, *, tr
             m = jnp.asarray(momentum, running_var.dtype)
             unbiased = var * (count / (count - 1))  # count > 1: checked by the caller
             running_var = m * unbiased.astype(running_var.dtype) + (1 - m) * running_var
+        if out is not None:
+            return out.reshape(x.shape), running_mean, running_var
     else:
         mean, var = running_mean, running_var
     normalised = (xr - mean[None, :, None]) * jax.lax.rsqrt(var + eps)[None, :, None]
     out = _affine(normalised, weight, bias, (1, channels, 1)).reshape(x.shape)
     return out, running_mean, running_var
+
+
+def _channel_sum(a: jax.Array) -> jax.Array:
+    """Per-channel sums of ``(N, C, L)``: the contiguous last axis first, then the batch (see above)."""
+    return jnp.sum(jnp.sum(a, axis=2), axis=0)
+
+
+@partial(jax.custom_vjp, nondiff_argnums=(3,))
+def _train_batch_norm(xr, weight, bias, eps):
+    """Training-mode batch norm of ``(N, C, L)``: ``(output, batch mean, biased batch variance)``.
+
+    By hand because JAX's derivative of the two statistics sums the batch five times where torch's
+    closed form (``batch_norm_backward``) sums it twice: the strong CNN's step, 2 ms (7%) faster.
+    """
+    return _train_batch_norm_fwd(xr, weight, bias, eps)[0]
+
+
+def _train_batch_norm_fwd(xr, weight, bias, eps):
+    n = xr.shape[0] * xr.shape[2]
+    mean = _channel_sum(xr) / n
+    centred = xr - mean[None, :, None]
+    var = _channel_sum(jnp.square(centred)) / n
+    invstd = jax.lax.rsqrt(var + eps)
+    out = _affine(centred * invstd[None, :, None], weight, bias, (1, xr.shape[1], 1))
+    return (out, mean, var), (xr, mean, invstd, weight, bias)
+
+
+def _train_batch_norm_bwd(eps, residuals, cotangents):
+    """torch's ``batch_norm_backward`` (training): ``dotp = sum((x - mean) dy)``, ``k = dotp invstd^2 / n``,
+    ``dx = (dy - (x - mean) k - sum(dy) / n) invstd weight``; ``dweight = dotp invstd``, ``dbias = sum(dy)``.
+    The mean and variance outputs (running statistics) add their own terms when they carry a gradient."""
+    xr, mean, invstd, weight, bias = residuals
+    d_out, d_mean, d_var = cotangents
+    n = xr.shape[0] * xr.shape[2]
+    centred = xr - mean[None, :, None]
+    sum_dy = _channel_sum(d_out)
+    dotp = _channel_sum(centred * d_out)
+    k = dotp * invstd * invstd / n
+    scale = invstd if weight is None else invstd * weight
+    dx = (d_out - centred * k[None, :, None] - (sum_dy / n)[None, :, None]) * scale[None, :, None]
+    dx = dx + (d_mean / n)[None, :, None] + centred * (2 * d_var / n)[None, :, None]
+    d_weight = None if weight is None else (dotp * invstd).astype(weight.dtype)
+    d_bias = None if bias is None else sum_dy.astype(bias.dtype)
+    return dx.astype(xr.dtype), d_weight, d_bias
+
+
+_train_batch_norm.defvjp(_train_batch_norm_fwd, _train_batch_norm_bwd)
 
 
 def _affine(out: jax.Array, weight: jax.Array | None, bias: jax.Array | None, shape: tuple[int, ...]) -> jax.Array:
