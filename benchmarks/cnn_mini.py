@@ -1,6 +1,6 @@
 """Benchmark ``cnn_mini``: one epoch of the strong CNN, mini-batches of 128 (421 steps on 54,000 images).
 
-    python benchmarks/cnn_mini.py [--repeats 5] [--quick] [--data-dir DIR]
+    python benchmarks/cnn_mini.py [--repeats 5] [--quick] [--data-dir DIR] [--default-malloc]
                                   [--impls fnnet,fnnet-step,torch,torch-compile,jax-plain]
 
 The ``cnn`` recipe's network and step (conv 1->32 and 32->64 with BatchNorm, ReLU and max-pooling,
@@ -18,6 +18,12 @@ augmentation, which torch's loop would not share (about 3.2 GFLOP a step).
 
 All start from the same weights (jax-plain from its own draw) and the mean loss of the epoch is reported.
 Ratios: ``torch / fnnet`` (target >= 1 on a CPU, aim 1.3) and ``jax-plain / fnnet`` (target >= 5).
+
+The process first calls ``fnnet.train.keep_freed_memory()`` (glibc keeps freed memory for reuse; every
+row runs under it, torch's too, and each record says ``"malloc"``), as a loop over a jitted step should:
+with glibc's default allocator each call of the jitted step maps its ~90 MB of temporaries afresh and
+faults them in page by page (the step at ~0.67x torch instead of ~1.05x here). ``--default-malloc``
+leaves the allocator as it is, to measure that.
 """
 
 from __future__ import annotations
@@ -47,14 +53,21 @@ def main(argv=None) -> int:
         metavar="K",
         help="jax-plain runs only the epoch's first K steps (about 0.9 s each here; ratios are per step)",
     )
+    p.add_argument(
+        "--default-malloc",
+        action="store_true",
+        help="leave glibc's allocator as it is (default: fnnet.train.keep_freed_memory() first, for every row)",
+    )
     args = h.parse(p, argv)
     import dataclasses
+
+    from fnnet.train import Batch, epoch_permutation, keep_freed_memory, make_epoch_fn, scan_batches
+
+    kept = not args.default_malloc and keep_freed_memory()  # before any large allocation
 
     import jax
     import jax.numpy as jnp
     import numpy as np
-
-    from fnnet.train import Batch, epoch_permutation, make_epoch_fn, scan_batches
 
     recipes = _apparel.recipes()
     recipe = dataclasses.replace(recipes.RECIPES["cnn"], augment=False, epochs=1, batch_size=BATCH)
@@ -67,7 +80,8 @@ def main(argv=None) -> int:
     x, y = jnp.asarray(splits.train_x), jnp.asarray(splits.train_y)
     meter = h.CompileMeter()
     records, means = [], {}
-    common = {"batch_size": BATCH, "steps": steps, **info, **_cnn.conv_flops(BATCH, "cnn")}
+    malloc = "keep_freed_memory" if kept else "default"
+    common = {"batch_size": BATCH, "steps": steps, "malloc": malloc, **info, **_cnn.conv_flops(BATCH, "cnn")}
     train_step = recipes.make_step(recipe)(None)
 
     if "fnnet" in args.impl_list:
