@@ -1,6 +1,6 @@
 """Benchmark ``cnn_mini``: one epoch of the strong CNN, mini-batches of 128 (421 steps on 54,000 images).
 
-    python benchmarks/cnn_mini.py [--repeats 5] [--quick] [--data-dir DIR] [--default-malloc]
+    python benchmarks/cnn_mini.py [--repeats 5] [--quick] [--data-dir DIR] [--keep-freed-memory]
                                   [--impls fnnet,fnnet-step,torch,torch-compile,jax-plain]
 
 The ``cnn`` recipe's network and step (conv 1->32 and 32->64 with BatchNorm, ReLU and max-pooling,
@@ -19,11 +19,10 @@ augmentation, which torch's loop would not share (about 3.2 GFLOP a step).
 All start from the same weights (jax-plain from its own draw) and the mean loss of the epoch is reported.
 Ratios: ``torch / fnnet`` (target >= 1 on a CPU, aim 1.3) and ``jax-plain / fnnet`` (target >= 5).
 
-The process first calls ``fnnet.train.keep_freed_memory()`` (glibc keeps freed memory for reuse; every
-row runs under it, torch's too, and each record says ``"malloc"``), as a loop over a jitted step should:
-with glibc's default allocator each call of the jitted step maps its ~90 MB of temporaries afresh and
-faults them in page by page (the step at ~0.67x torch instead of ~1.05x here). ``--default-malloc``
-leaves the allocator as it is, to measure that.
+Every row runs under glibc's default allocator, as users get it. ``--keep-freed-memory`` first calls
+``fnnet.train.keep_freed_memory()`` (glibc keeps freed memory for reuse; every row then runs under it,
+torch's too; each record says ``"malloc"``): the jitted step then stops mapping and faulting in its
+~90 MB of temporaries on every call, and torch's eager step gains too (measured: see the README).
 """
 
 from __future__ import annotations
@@ -54,16 +53,16 @@ def main(argv=None) -> int:
         help="jax-plain runs only the epoch's first K steps (about 0.9 s each here; ratios are per step)",
     )
     p.add_argument(
-        "--default-malloc",
+        "--keep-freed-memory",
         action="store_true",
-        help="leave glibc's allocator as it is (default: fnnet.train.keep_freed_memory() first, for every row)",
+        help="call fnnet.train.keep_freed_memory() first (for every row, torch's too); default: glibc as it is",
     )
     args = h.parse(p, argv)
     import dataclasses
 
     from fnnet.train import Batch, epoch_permutation, keep_freed_memory, make_epoch_fn, scan_batches
 
-    kept = not args.default_malloc and keep_freed_memory()  # before any large allocation
+    kept = args.keep_freed_memory and keep_freed_memory()  # before any large allocation
 
     import jax
     import jax.numpy as jnp

@@ -55,10 +55,7 @@ WHAT = {
     "cnn_full": "part II's CNN: 25 full-batch steps + val loss",
 }
 #: what each CNN row's fnnet variant is
-CNN_VARIANT_WHAT = {
-    "epoch": "compiled in one `jit` (`lax.scan`)",
-    "step": "a jitted step called from Python (after `fnnet.train.keep_freed_memory()`, as every cnn_mini row)",
-}
+CNN_VARIANT_WHAT = {"epoch": "compiled in one `jit` (`lax.scan`)", "step": "a jitted step called from Python"}
 TIMEOUT_S = 1800
 
 
