@@ -494,6 +494,12 @@ def section(
             L.append(f"- The {r['workload']} row comes from a separate run in one process: {r['separate_run']}.")
         elif r.get("separate_run") and r.get("impl") == "jax-plain":
             L.append(f"- The {r['workload']} jax-plain time comes from another run: {r['separate_run']}.")
+    mallocs = sorted({r["malloc"] for r in records if r.get("workload") == "cnn_mini" and r.get("malloc")})
+    if mallocs:
+        L.append(
+            f"- cnn_mini's allocator: {', '.join(mallocs)} (`default`: glibc as users get it; "
+            "`--keep-freed-memory` runs every row, torch's too, after `fnnet.train.keep_freed_memory()`)."
+        )
     L.append("")
 
     # steady state

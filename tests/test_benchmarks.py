@@ -68,6 +68,7 @@ def test_cnn_mini_contract_and_per_step_plain_ratio(shared_fmnist):
     ]
     for r in timings:
         assert r.keys() >= TIMING_KEYS | {"step_flop", "steps", "batch_size"}
+        assert r["malloc"] == "default"  # glibc as users get it unless --keep-freed-memory
     epoch, step, plain = timings
     steps = epoch["steps"]
     assert step["steps"] == steps > 3 and plain["steps"] == 3
@@ -78,3 +79,9 @@ def test_cnn_mini_contract_and_per_step_plain_ratio(shared_fmnist):
     for variant, fn in (("epoch", epoch), ("step", step)):
         per_step = (plain["median_s"] / 3) / (fn["median_s"] / steps)
         assert ratios[variant] == pytest.approx(per_step, rel=1e-2)  # rounded to 3 places
+
+
+def test_cnn_mini_keep_freed_memory_flag_is_recorded(shared_fmnist):
+    lines = _run("cnn_mini.py", "--impls", "fnnet-step", "--keep-freed-memory", "--data-dir", str(shared_fmnist))
+    timings = [r for r in lines if "impl" in r]
+    assert [(r["impl"], r.get("variant"), r["malloc"]) for r in timings] == [("fnnet", "step", "keep_freed_memory")]
