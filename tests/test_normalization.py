@@ -225,6 +225,51 @@ def test_batch_norm_without_running_statistics(torch, rng):
     np.testing.assert_allclose(out, expected.numpy(), rtol=1e-5, atol=1e-5)
 
 
+@pytest.mark.parametrize("affine", [True, False])
+def test_batch_norm_training_higher_order_derivatives_match_torch(affine, x64, torch, rng):
+    """Training-mode batch norm has a hand-written derivative (a custom JVP): forward mode, double
+    backward, and the gradient through the returned batch statistics all equal torch's (float64)."""
+    x, r, t = (rng.standard_normal((6, 3, 4, 4)) for _ in range(3))
+    x = 3 * x + 2  # a mean far from zero and a spread far from one
+    w, b = (rng.standard_normal(3), rng.standard_normal(3)) if affine else (None, None)
+    tt = {k: None if v is None else torch.tensor(v, requires_grad=True) for k, v in dict(x=x, w=w, b=b).items()}
+
+    def ours(x, w):
+        return F.batch_norm(x, None, None, w, b, training=True)
+
+    def theirs(x, w):
+        return torch.nn.functional.batch_norm(x, None, None, w, tt["b"], training=True)
+
+    # forward mode: jax.jvp against torch.func.jvp
+    _, tangent = jax.jvp(lambda x: ours(x, w), (x,), (t,))
+    expected = torch.func.jvp(lambda x: theirs(x, tt["w"]), (torch.tensor(x),), (torch.tensor(t),))[1]
+    np.testing.assert_allclose(tangent, expected.detach().numpy(), rtol=1e-10, atol=1e-12)
+
+    # double backward: the gradient of the squared input gradient
+    def loss(x, w):
+        return jnp.sum(jnp.sin(ours(x, w)) * r)
+
+    wrt = (0, 1) if affine else (0,)
+    grads = jax.grad(lambda x, w: jnp.sum(jax.grad(loss)(x, w) ** 2), wrt)(x, w)
+    y = torch.sum(torch.sin(theirs(tt["x"], tt["w"])) * torch.tensor(r))
+    (dx,) = torch.autograd.grad(y, tt["x"], create_graph=True)
+    (dx**2).sum().backward()
+    for ours_g, leaf in zip(grads, [tt["x"], tt["w"]]):
+        np.testing.assert_allclose(ours_g, leaf.grad.numpy(), rtol=1e-10, atol=1e-12)
+
+    # the batch statistics are outputs too (they feed the running statistics): their gradients flow
+    def stats_loss(x):
+        out, mean, var = F.batch_norm_stats(x, np.zeros(3), np.ones(3), w, b, training=True)
+        return jnp.sum(out * r) + 0.3 * jnp.sum(mean) + 0.7 * jnp.sum(var)
+
+    xt = torch.tensor(x, requires_grad=True)
+    out = theirs(xt, tt["w"])
+    mean, var = xt.mean((0, 2, 3)), xt.var((0, 2, 3), unbiased=False)
+    running_var = 0.1 * var * (xt[:, 0].numel() / (xt[:, 0].numel() - 1)) + 0.9
+    (torch.sum(out * torch.tensor(r)) + 0.3 * (0.1 * mean).sum() + 0.7 * running_var.sum()).backward()
+    np.testing.assert_allclose(jax.grad(stats_loss)(x), xt.grad.numpy(), rtol=1e-10, atol=1e-12)
+
+
 def _bn_errors(torch):
     t, f = torch.nn.functional, F
     z3, o3, x = torch.zeros(3), torch.ones(3), torch.randn(4, 3)

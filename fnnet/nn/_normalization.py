@@ -156,46 +156,45 @@ def _channel_sum(a: jax.Array) -> jax.Array:
     return jnp.sum(jnp.sum(a, axis=2), axis=0)
 
 
-@partial(jax.custom_vjp, nondiff_argnums=(3,))
+@partial(jax.custom_jvp, nondiff_argnums=(3,))
 def _train_batch_norm(xr, weight, bias, eps):
     """Training-mode batch norm of ``(N, C, L)``: ``(output, batch mean, biased batch variance)``.
 
-    By hand because JAX's derivative of the two statistics sums the batch five times where torch's
-    closed form (``batch_norm_backward``) sums it twice: the strong CNN's step, 2 ms (7%) faster.
+    Its derivative is written in closed form, as torch's ``batch_norm_backward`` is: the output's
+    tangent is ``(t - mean(t) - x_hat mean(x_hat t)) invstd weight + x_hat dweight + dbias``, whose
+    transpose (JAX's reverse mode) sums the batch twice for the input's gradient, where JAX's own
+    derivative of the two statistics sums it five times: the strong CNN's training step ~2 ms (7%)
+    faster on 2 cores. A JVP, not a VJP, so forward mode (``jax.jvp``, ``jax.hessian``) still works.
     """
-    return _train_batch_norm_fwd(xr, weight, bias, eps)[0]
+    return _train_batch_norm_parts(xr, weight, bias, eps)[0]
 
 
-def _train_batch_norm_fwd(xr, weight, bias, eps):
+def _train_batch_norm_parts(xr, weight, bias, eps):
     n = xr.shape[0] * xr.shape[2]
     mean = _channel_sum(xr) / n
     centred = xr - mean[None, :, None]
     var = _channel_sum(jnp.square(centred)) / n
     invstd = jax.lax.rsqrt(var + eps)
     out = _affine(centred * invstd[None, :, None], weight, bias, (1, xr.shape[1], 1))
-    return (out, mean, var), (xr, mean, invstd, weight, bias)
+    return (out, mean, var), (centred, invstd)
 
 
-def _train_batch_norm_bwd(eps, residuals, cotangents):
-    """torch's ``batch_norm_backward`` (training): ``dotp = sum((x - mean) dy)``, ``k = dotp invstd^2 / n``,
-    ``dx = (dy - (x - mean) k - sum(dy) / n) invstd weight``; ``dweight = dotp invstd``, ``dbias = sum(dy)``.
-    The mean and variance outputs (running statistics) add their own terms when they carry a gradient."""
-    xr, mean, invstd, weight, bias = residuals
-    d_out, d_mean, d_var = cotangents
+@_train_batch_norm.defjvp
+def _train_batch_norm_jvp(eps, primals, tangents):
+    xr, weight, bias = primals
+    xt, wt, bt = tangents
     n = xr.shape[0] * xr.shape[2]
-    centred = xr - mean[None, :, None]
-    sum_dy = _channel_sum(d_out)
-    dotp = _channel_sum(centred * d_out)
-    k = dotp * invstd * invstd / n
+    (out, mean, var), (centred, invstd) = _train_batch_norm_parts(xr, weight, bias, eps)
+    normalised = centred * invstd[None, :, None]
     scale = invstd if weight is None else invstd * weight
-    dx = (d_out - centred * k[None, :, None] - (sum_dy / n)[None, :, None]) * scale[None, :, None]
-    dx = dx + (d_mean / n)[None, :, None] + centred * (2 * d_var / n)[None, :, None]
-    d_weight = None if weight is None else (dotp * invstd).astype(weight.dtype)
-    d_bias = None if bias is None else sum_dy.astype(bias.dtype)
-    return dx.astype(xr.dtype), d_weight, d_bias
-
-
-_train_batch_norm.defvjp(_train_batch_norm_fwd, _train_batch_norm_bwd)
+    mean_t = _channel_sum(xt) / n
+    projection = _channel_sum(normalised * xt) / n
+    out_t = (xt - mean_t[None, :, None] - normalised * projection[None, :, None]) * scale[None, :, None]
+    if weight is not None:
+        out_t = out_t + normalised * wt[None, :, None]
+    if bias is not None:
+        out_t = out_t + bt[None, :, None]
+    return (out, mean, var), (out_t, mean_t, 2 * _channel_sum(centred * xt) / n)
 
 
 def _affine(out: jax.Array, weight: jax.Array | None, bias: jax.Array | None, shape: tuple[int, ...]) -> jax.Array:
