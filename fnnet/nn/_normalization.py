@@ -75,28 +75,10 @@ def batch_norm_stats(
     Channels are axis 1 of an ``(N, C, *)`` input. ``axis_name`` synchronises training statistics over
     a named ``pmap``/``vmap`` axis (see the module docstring; equal per-device batch sizes assumed).
     """
-    x = jnp.asarray(input)
-    if momentum is None:
-        raise TypeError("batch_norm(): argument 'momentum' (position 7) must be float, not NoneType")
-    if x.ndim < 2:
-        raise ValueError(f"batch_norm expects an input of shape (N, C, *), got a {x.ndim}-D input of shape {x.shape}")
-    channels = x.shape[1]
     devices = jax.lax.axis_size(axis_name) if training and axis_name is not None else 1
-    if training:
-        if devices < 2:
-            _verify_batch_size(x.shape, f"torch.Size({list(x.shape)})")
-        if eps <= 0.0:
-            raise ValueError(f"batch_norm eps must be positive during training, but got {eps}")
-    elif eps < 0.0:
-        raise ValueError(f"batch_norm eps must be non-negative, but got {eps}")
-    running_mean = _check_vector(running_mean, "running_mean", channels)
-    running_var = _check_vector(running_var, "running_var", channels)
-    weight = _check_vector(weight, "weight", channels)
-    bias = _check_vector(bias, "bias", channels)
-    if not training:
-        for value, name in ((running_mean, "running_mean"), (running_var, "running_var")):
-            if value is None:
-                raise ValueError(f"{name} must be defined in evaluation mode")
+    x, running_mean, running_var, weight, bias = _checked(
+        input, running_mean, running_var, weight, bias, training, momentum, eps, devices
+    )
     if x.size == 0:  # torch returns a copy and leaves the running statistics alone
         return x + jnp.zeros((), x.dtype), running_mean, running_var
 
@@ -112,6 +94,33 @@ def batch_norm_stats(
         axis_name=axis_name,
         devices=devices,
     )
+
+
+def _checked(input, running_mean, running_var, weight, bias, training, momentum, eps, devices: int) -> tuple:
+    """:func:`batch_norm_stats`'s arguments checked as torch checks them: ``(x, running_mean,
+    running_var, weight, bias)`` as ``(C,)`` arrays or None."""
+    x = jnp.asarray(input)
+    if momentum is None:
+        raise TypeError("batch_norm(): argument 'momentum' (position 7) must be float, not NoneType")
+    if x.ndim < 2:
+        raise ValueError(f"batch_norm expects an input of shape (N, C, *), got a {x.ndim}-D input of shape {x.shape}")
+    channels = x.shape[1]
+    if training:
+        if devices < 2:
+            _verify_batch_size(x.shape, f"torch.Size({list(x.shape)})")
+        if eps <= 0.0:
+            raise ValueError(f"batch_norm eps must be positive during training, but got {eps}")
+    elif eps < 0.0:
+        raise ValueError(f"batch_norm eps must be non-negative, but got {eps}")
+    running_mean = _check_vector(running_mean, "running_mean", channels)
+    running_var = _check_vector(running_var, "running_var", channels)
+    weight = _check_vector(weight, "weight", channels)
+    bias = _check_vector(bias, "bias", channels)
+    if not training:
+        for value, name in ((running_mean, "running_mean"), (running_var, "running_var")):
+            if value is None:
+                raise ValueError(f"{name} must be defined in evaluation mode")
+    return x, running_mean, running_var, weight, bias
 
 
 # Each function below compiles once per signature: called eagerly (as torch code calls layers), one XLA
@@ -134,14 +143,7 @@ def _batch_norm_core(x, running_mean, running_var, weight, bias, momentum, *, tr
             centred = xr - jax.lax.stop_gradient(mean)[None, :, None]
             var = jax.lax.pmean(_channel_sum(jnp.square(centred)) / per_channel, axis_name)
             out = None
-        count = per_channel * devices
-        if running_mean is not None:
-            m = jnp.asarray(momentum, running_mean.dtype)
-            running_mean = m * mean.astype(running_mean.dtype) + (1 - m) * running_mean
-        if running_var is not None:
-            m = jnp.asarray(momentum, running_var.dtype)
-            unbiased = var * (count / (count - 1))  # count > 1: checked by the caller
-            running_var = m * unbiased.astype(running_var.dtype) + (1 - m) * running_var
+        running_mean, running_var = _running(running_mean, running_var, mean, var, momentum, per_channel * devices)
         if out is not None:
             return out.reshape(x.shape), running_mean, running_var
     else:
@@ -149,6 +151,19 @@ def _batch_norm_core(x, running_mean, running_var, weight, bias, momentum, *, tr
     normalised = (xr - mean[None, :, None]) * jax.lax.rsqrt(var + eps)[None, :, None]
     out = _affine(normalised, weight, bias, (1, channels, 1)).reshape(x.shape)
     return out, running_mean, running_var
+
+
+def _running(running_mean, running_var, mean, var, momentum, count: int) -> tuple:
+    """torch's update of the running statistics from a batch's ``mean`` and biased ``var`` over ``count``
+    values a channel (``count > 1``: checked by the caller): the variance enters unbiased."""
+    if running_mean is not None:
+        m = jnp.asarray(momentum, running_mean.dtype)
+        running_mean = m * mean.astype(running_mean.dtype) + (1 - m) * running_mean
+    if running_var is not None:
+        m = jnp.asarray(momentum, running_var.dtype)
+        unbiased = var * (count / (count - 1))
+        running_var = m * unbiased.astype(running_var.dtype) + (1 - m) * running_var
+    return running_mean, running_var
 
 
 def _channel_sum(a: jax.Array) -> jax.Array:

@@ -28,7 +28,7 @@ import jax.numpy as jnp
 import numpy as np
 from jax import lax
 
-__all__ = ["adaptive_avg", "avg_pool", "index_dtype", "max_pool_adaptive", "max_pool_regular"]
+__all__ = ["adaptive_avg", "avg_pool", "index_dtype", "max_pool_adaptive", "max_pool_regular", "max_pool_select"]
 
 
 def index_dtype() -> jnp.dtype:
@@ -123,27 +123,39 @@ def _adaptive_take(axis: int, size: int, out: int) -> tuple[np.ndarray, Callable
     return positions, prepare
 
 
-def _max_pool(x: jax.Array, takes: list[tuple[np.ndarray, Callable]]) -> tuple[jax.Array, jax.Array]:
-    """Max over windows of the trailing ``len(takes)`` dims (``takes`` for H then W); value and flat index."""
+def _max_pool(
+    x: jax.Array, takes: list[tuple[np.ndarray, Callable]], carried: tuple[jax.Array, ...] = ()
+) -> tuple[jax.Array, jax.Array, list[jax.Array]]:
+    """Max over windows of the trailing ``len(takes)`` dims (``takes`` for H then W): value, flat index,
+    and each ``carried`` array (shaped as ``x``) at the chosen positions."""
     if len(takes) == 1:
-        m, idx, _ = _max_pass(x, [], x.ndim - 1, *takes[0])
-        return m, idx
+        return _max_pass(x, list(carried), x.ndim - 1, *takes[0])
     (pos_h, take_h), (pos_w, take_w) = takes
-    m, cols, _ = _max_pass(x, [], x.ndim - 1, pos_w, take_w)  # along W in each row ...
-    m, rows, (cols,) = _max_pass(m, [cols], x.ndim - 2, pos_h, take_h)  # ... then the first row holding it
-    return m, rows * x.shape[-1] + cols
+    m, cols, kept = _max_pass(x, list(carried), x.ndim - 1, pos_w, take_w)  # along W in each row ...
+    m, rows, (cols, *kept) = _max_pass(m, [cols, *kept], x.ndim - 2, pos_h, take_h)  # ... then the first row
+    return m, rows * x.shape[-1] + cols, kept
+
+
+def _regular_takes(ndim: int, out: tuple, k: tuple, s: tuple, p: tuple, d: tuple) -> list:
+    nd = len(out)
+    return [_strided_take(ndim - nd + i, out[i], k[i], s[i], p[i], d[i]) for i in range(nd)]
 
 
 @partial(jax.jit, static_argnums=(1, 2, 3, 4, 5))
 def max_pool_regular(x: jax.Array, out: tuple, k: tuple, s: tuple, p: tuple, d: tuple) -> tuple[jax.Array, jax.Array]:
-    nd = len(out)
-    return _max_pool(x, [_strided_take(x.ndim - nd + i, out[i], k[i], s[i], p[i], d[i]) for i in range(nd)])
+    return _max_pool(x, _regular_takes(x.ndim, out, k, s, p, d))[:2]
+
+
+def max_pool_select(key: jax.Array, values: jax.Array, out: tuple, k: tuple, s: tuple, p: tuple, d: tuple) -> jax.Array:
+    """``values`` at the position torch's max pooling of ``key`` picks in each regular window (for
+    :func:`fnnet.nn._normalization.batch_norm_relu_max_pool_stats`). Not jitted: it inlines in the caller's."""
+    return _max_pool(key, _regular_takes(key.ndim, out, k, s, p, d), (values,))[2][0]
 
 
 @partial(jax.jit, static_argnums=(1,))
 def max_pool_adaptive(x: jax.Array, out: tuple) -> tuple[jax.Array, jax.Array]:
     nd = len(out)
-    return _max_pool(x, [_adaptive_take(x.ndim - nd + i, x.shape[x.ndim - nd + i], out[i]) for i in range(nd)])
+    return _max_pool(x, [_adaptive_take(x.ndim - nd + i, x.shape[x.ndim - nd + i], out[i]) for i in range(nd)])[:2]
 
 
 def _avg_divisor(size: int, out: int, k: int, stride: int, pad: int, count_include_pad: bool) -> np.ndarray:

@@ -150,8 +150,13 @@ def max_pool2d_with_indices(
     return_indices: bool = False,
 ) -> tuple[jax.Array, jax.Array]:
     """``torch.nn.functional.max_pool2d_with_indices``: ``(output, indices)`` of :func:`max_pool2d`."""
+    x = _float_input(input, "max_pool2d")
+    return max_pool_regular(x, *max_pool2d_window(x, kernel_size, stride, padding, dilation, ceil_mode))
+
+
+def max_pool2d_window(x: jax.Array, kernel_size, stride, padding, dilation, ceil_mode) -> tuple[tuple[int, ...], ...]:
+    """:func:`max_pool2d`'s arguments checked as torch checks them: ``(out, kernel, stride, padding, dilation)``."""
     fn = "max_pool2d"
-    x = _float_input(input, fn)
     k = _pair(kernel_size, fn, "kernel_size", "must either be a single int, or a tuple of two ints")
     s = _pair(stride, fn, "stride", "must either be omitted, a single int, or a tuple of two ints", optional=True)
     s = s or k
@@ -161,7 +166,7 @@ def max_pool2d_with_indices(
         raise ValueError("non-empty 3D or 4D (batch mode) tensor expected for input")
     out = tuple(_out_size(x.shape[-2 + i], k[i], p[i], s[i], d[i], ceil_mode) for i in range(2))
     _shape_check(x, k, s, p, d, out, fn)
-    return max_pool_regular(x, out, k, s, p, d)
+    return out, k, s, p, d
 
 
 def max_pool2d(
@@ -193,8 +198,13 @@ def max_pool1d_with_indices(
     return_indices: bool = False,
 ) -> tuple[jax.Array, jax.Array]:
     """``torch.nn.functional.max_pool1d_with_indices``: ``(output, indices)`` of :func:`max_pool1d`."""
+    x = _float_input(input, "max_pool1d")
+    return max_pool_regular(x, *max_pool1d_window(x, kernel_size, stride, padding, dilation, ceil_mode))
+
+
+def max_pool1d_window(x: jax.Array, kernel_size, stride, padding, dilation, ceil_mode) -> tuple[tuple[int, ...], ...]:
+    """:func:`max_pool1d`'s arguments checked as torch checks them: ``(out, kernel, stride, padding, dilation)``."""
     fn = "max_pool1d"
-    x = _float_input(input, fn)
     tail = "tuple of ints of size 1 but got size {}"
     k = _single(kernel_size, fn, "kernel_size", f"max_pool1d() kernel_size must be an int, list of ints or {tail}")
     if stride is None or (isinstance(stride, (tuple, list)) and len(stride) == 0):
@@ -222,7 +232,7 @@ def max_pool1d_with_indices(
     out = _out_size(x.shape[-1], k, p, s, d, ceil_mode)
     if out < 1:
         raise ValueError(f"max_pool1d() Invalid computed output size: {out}")
-    return max_pool_regular(x, (out,), (k,), (s,), (p,), (d,))
+    return (out,), (k,), (s,), (p,), (d,)
 
 
 def max_pool1d(

@@ -26,6 +26,7 @@ import jax
 import jax.numpy as jnp
 from flax import nnx
 
+from fnnet.nn._fused import batch_norm_relu_max_pool_stats
 from fnnet.nn._normalization import batch_norm_stats
 from fnnet.nn.linear import check_size
 from fnnet.nn.module import Buffer, Module, check_device, float_dtype
@@ -76,6 +77,12 @@ class _BatchNorm(Module):
         raise NotImplementedError
 
     def forward(self, input: jax.typing.ArrayLike) -> jax.Array:
+        return self._forward(input)
+
+    def _forward(self, input: jax.typing.ArrayLike, window: tuple | None = None) -> jax.Array:
+        """``forward``; with ``window`` (``(out, kernel, stride, padding, dilation)`` of a max pooling,
+        training mode, no ``axis_name``) it returns ``max_pool(relu(forward(input)))`` computed as one
+        operation (``fnnet.nn._fused``), with the same buffer updates. ``Sequential`` uses it."""
         x = jnp.asarray(input)
         self._check_input_dim(x)
         factor: float | jax.Array = 0.0 if self.momentum is None else self.momentum
@@ -90,17 +97,23 @@ class _BatchNorm(Module):
         pass_buffers = not self.training or self.track_running_stats
         mean = self.running_mean if pass_buffers else None
         var = self.running_var if pass_buffers else None
-        out, new_mean, new_var = batch_norm_stats(
+        args = (
             x,
             None if mean is None else mean.get_value(),
             None if var is None else var.get_value(),
             None if self.weight is None else self.weight.get_value(),
             None if self.bias is None else self.bias.get_value(),
-            use_batch,
-            factor,
-            self.eps,
-            axis_name=self.axis_name if self.training else None,  # SyncBatchNorm: not in eval
         )
+        if window is not None:
+            out, new_mean, new_var = batch_norm_relu_max_pool_stats(*args, factor, self.eps, window)
+        else:
+            out, new_mean, new_var = batch_norm_stats(
+                *args,
+                use_batch,
+                factor,
+                self.eps,
+                axis_name=self.axis_name if self.training else None,  # SyncBatchNorm: not in eval
+            )
         if use_batch:
             if mean is not None:
                 mean.set_value(new_mean)
