@@ -148,7 +148,7 @@ def max_pool_regular(x: jax.Array, out: tuple, k: tuple, s: tuple, p: tuple, d: 
 
 def max_pool_select(key: jax.Array, values: jax.Array, out: tuple, k: tuple, s: tuple, p: tuple, d: tuple) -> jax.Array:
     """``values`` at the position torch's max pooling of ``key`` picks in each regular window (for
-    :func:`fnnet.nn._normalization.batch_norm_relu_max_pool_stats`). Not jitted: it inlines in the caller's."""
+    :func:`fnnet.nn._fused.batch_norm_relu_max_pool_stats`). Not jitted: it inlines in the caller's."""
     return _max_pool(key, _regular_takes(key.ndim, out, k, s, p, d), (values,))[2][0]
 
 
