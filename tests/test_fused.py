@@ -157,3 +157,146 @@ def test_not_fused_where_it_would_change_meaning(fused_calls, case):
     else:
         seq(x)
     assert fused_calls[0] == 0
+
+
+# ---------------------------------------------------------------- Conv -> BatchNorm -> ReLU -> MaxPool
+@pytest.fixture
+def block_calls(monkeypatch) -> list[int]:
+    """Counts the calls of the fused Conv -> BatchNorm -> ReLU -> MaxPool operation."""
+    calls = [0]
+    original = batchnorm_module.conv_batch_norm_relu_max_pool_stats
+
+    def counted(*args, **kwargs):
+        calls[0] += 1
+        return original(*args, **kwargs)
+
+    monkeypatch.setattr(batchnorm_module, "conv_batch_norm_relu_max_pool_stats", counted)
+    return calls
+
+
+def _conv_input(rng: np.random.Generator, shape: tuple[int, ...], dtype) -> np.ndarray:
+    """Random values with a constant patch: the convolution's output ties inside it (equal windows)."""
+    x = rng.standard_normal(shape)
+    x[0, :, :6] = 0.5
+    return x.astype(dtype)
+
+
+def _block_pair(torch, dims: int, conv: dict, pool: dict, bn_kwargs: dict, dtype: str):
+    tnn = torch.nn
+    t_conv, t_bn, t_pool = (tnn.Conv2d, tnn.BatchNorm2d, tnn.MaxPool2d) if dims == 2 else (
+        tnn.Conv1d, tnn.BatchNorm1d, tnn.MaxPool1d)  # fmt: skip
+    f_conv, f_bn, f_pool = (fnn.Conv2d, fnn.BatchNorm2d, fnn.MaxPool2d) if dims == 2 else (
+        fnn.Conv1d, fnn.BatchNorm1d, fnn.MaxPool1d)  # fmt: skip
+    channels = conv["out_channels"]
+    torch.manual_seed(0)
+    t_seq = tnn.Sequential(t_conv(**conv), t_bn(channels, **bn_kwargs), tnn.ReLU(), t_pool(**pool))
+    t_seq = t_seq.to(getattr(torch, dtype))
+    if t_seq[1].weight is not None:  # weights of both signs and exactly zero
+        with torch.no_grad():
+            t_seq[1].weight.copy_(torch.linspace(-1.0, 1.5, channels))
+            t_seq[1].weight[1] = 0.0
+            t_seq[1].bias.copy_(torch.linspace(-0.3, 0.4, channels))
+    f_seq = fnn.Sequential(
+        f_conv(**conv, dtype=jnp.dtype(dtype), rngs=0),
+        f_bn(channels, dtype=jnp.dtype(dtype), **bn_kwargs),
+        fnn.ReLU(),
+        f_pool(**pool),
+    )
+    return t_seq, f_seq
+
+
+# A batch of 101 images runs in chunks (41, 41, 19 at float64: ~2 MiB of convolution output each).
+BLOCKS = [
+    ({"in_channels": 1, "out_channels": 6, "kernel_size": 3, "padding": 1}, {"kernel_size": 2}, (101, 1, 12, 12)),
+    ({"in_channels": 1, "out_channels": 5, "kernel_size": 3, "bias": False}, {"kernel_size": 2}, (9, 1, 10, 13)),
+    ({"in_channels": 2, "out_channels": 4, "kernel_size": 2, "stride": 2}, {"kernel_size": (2, 3)}, (7, 2, 16, 20)),
+    (
+        {"in_channels": 2, "out_channels": 6, "kernel_size": 3, "padding": 1, "groups": 2},
+        {"kernel_size": 3},
+        (5, 2, 9, 9),
+    ),
+]
+
+
+@pytest.mark.parametrize("bn_kwargs", BN_KWARGS, ids=["default", "affine_false", "momentum_none", "untracked"])
+@pytest.mark.parametrize("conv,pool,shape", BLOCKS, ids=["1to6_chunked", "no_bias_crop", "stride2_pool2x3", "groups"])
+def test_fused_conv_block_matches_torch_float64(torch, x64, block_calls, conv, pool, shape, bn_kwargs):
+    if "bias" in conv and bn_kwargs:
+        pytest.skip("one BatchNorm variant is enough for the bias-free convolution")
+    t_seq, f_seq = _block_pair(torch, 2, conv, pool, bn_kwargs, "float64")
+    x = _conv_input(np.random.default_rng(5), shape, np.float64)
+    # The convolution's bias gets only rounding-noise gradients (BatchNorm cancels it): atol covers them.
+    compare_module(t_seq, f_seq, [torch.from_numpy(x)], torch=torch, rtol=1e-10, atol=1e-12)
+    assert block_calls[0] == 1  # train mode fused, eval mode not
+
+
+def test_fused_conv_block_matches_torch_float32(torch, block_calls):
+    # No convolution bias: its gradient is rounding noise (BatchNorm cancels it), 1e-4 apart at float32.
+    conv = {"in_channels": 1, "out_channels": 8, "kernel_size": 3, "padding": 1, "bias": False}
+    t_seq, f_seq = _block_pair(torch, 2, conv, {"kernel_size": 2}, {}, "float32")
+    x = _conv_input(np.random.default_rng(6), (150, 1, 14, 14), np.float32)  # 3 chunks of 50
+    # atol: the weight gradient sums 29,400 products into entries up to 330; float32 summation in another
+    # order (chunks) puts entries 5e-4 apart (measured; 1.5e-6 of the largest).
+    compare_module(t_seq, f_seq, [torch.from_numpy(x)], torch=torch, rtol=1e-5, atol=1e-3, modes=(True,))
+    assert block_calls[0] == 1
+
+
+def test_fused_conv1d_block_matches_torch_float64(torch, x64, block_calls):
+    conv = {"in_channels": 2, "out_channels": 5, "kernel_size": 5, "padding": 2}
+    t_seq, f_seq = _block_pair(torch, 1, conv, {"kernel_size": 3}, {}, "float64")
+    x = _conv_input(np.random.default_rng(7), (6, 2, 31), np.float64)
+    compare_module(t_seq, f_seq, [torch.from_numpy(x)], torch=torch, rtol=1e-10, atol=1e-12)
+    assert block_calls[0] == 1
+
+
+def test_fused_conv_block_equals_unfused_layers(x64, block_calls):
+    """The output and buffers agree with fnnet's layers one by one up to rounding (the batch statistics
+    are merged across chunks), the gradients at float64 1e-12."""
+    f64 = jnp.float64
+    # No convolution bias: its gradient is rounding noise (BatchNorm cancels it), ~1e-12 apart here.
+    conv = fnn.Conv2d(1, 8, 3, padding=1, bias=False, dtype=f64, rngs=1)
+    seq = fnn.Sequential(conv, fnn.BatchNorm2d(8, dtype=f64), fnn.ReLU(), fnn.MaxPool2d(2))
+    x = jnp.asarray(_conv_input(np.random.default_rng(8), (90, 1, 16, 16), np.float64))  # 2 chunks of 45
+
+    def run(fused: bool):
+        graphdef, params, rest = nnx.split(seq, nnx.Param, ...)
+
+        def objective(params, x):
+            model = nnx.merge(graphdef, params, rest, copy=True)
+            out = model(x) if fused else model[3](model[2](model[1](model[0](x))))
+            return jnp.sum(jnp.sin(out)), (out, nnx.state(model, fnn.Buffer))
+
+        return jax.value_and_grad(objective, argnums=(0, 1), has_aux=True)(params, x)
+
+    (_, (out, buffers)), grads = run(True)
+    assert block_calls[0] == 1
+    (_, (ref_out, ref_buffers)), ref_grads = run(False)
+    assert block_calls[0] == 1
+    np.testing.assert_allclose(np.asarray(out), np.asarray(ref_out), rtol=1e-12, atol=1e-12)
+    for a, b in zip(jax.tree.leaves(buffers), jax.tree.leaves(ref_buffers)):
+        np.testing.assert_allclose(np.asarray(a), np.asarray(b), rtol=1e-12, atol=1e-12)
+    for a, b in zip(jax.tree.leaves(grads), jax.tree.leaves(ref_grads)):
+        np.testing.assert_allclose(np.asarray(a), np.asarray(b), rtol=1e-12, atol=1e-12)
+
+
+@pytest.mark.parametrize("case", ["eval", "overlapping_pool", "padded_pool", "reflect", "costly_conv", "unbatched"])
+def test_conv_block_not_fused_where_it_does_not_apply(block_calls, fused_calls, case):
+    """Not taken: eval mode, windows that overlap or pad, a non-zero padding mode, a convolution of more
+    than 16 multiply-adds an output (the BatchNorm -> ReLU -> MaxPool fusion still runs), unbatched input."""
+    in_ch = 2 if case == "costly_conv" else 1  # 2 * 3 * 3 = 18 > 16
+    conv = fnn.Conv2d(in_ch, 3, 3, padding=1, padding_mode="reflect" if case == "reflect" else "zeros", rngs=0)
+    pool = {"overlapping_pool": fnn.MaxPool2d(3, 2), "padded_pool": fnn.MaxPool2d(2, padding=1)}.get(
+        case, fnn.MaxPool2d(2)
+    )
+    seq = fnn.Sequential(conv, fnn.BatchNorm2d(3), fnn.ReLU(), pool)
+    if case == "eval":
+        seq.eval()
+    shape = (in_ch, 8, 8) if case == "unbatched" else (4, in_ch, 8, 8)
+    x = jnp.asarray(np.random.default_rng(9).standard_normal(shape), jnp.float32)
+    if case == "unbatched":
+        with pytest.raises(ValueError, match="expected 4D input"):  # as torch: BatchNorm2d gets a 3-D input
+            seq(x)
+    else:
+        seq(x)
+    assert block_calls[0] == 0
+    assert fused_calls[0] == (0 if case in ("eval", "unbatched") else 1)

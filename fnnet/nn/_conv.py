@@ -140,6 +140,15 @@ def _same_padding(kernel, dilation) -> Pairs:
 
 def _conv(input, weight, bias, stride, padding, dilation, groups, *, nd: int, name: str = "conv", impl="auto"):
     """The convolution behind conv1d/conv2d (any ``nd``); ``impl`` forces a lowering (see the module doc)."""
+    x, w, geometry, unbatched = conv_plan(input, weight, stride, padding, dilation, groups, nd=nd, name=name)
+    y = _conv_dispatch(x, w, geometry, impl)
+    y = _add_bias(y, bias, w.shape[0], w.shape)
+    return y[0] if unbatched else y
+
+
+def conv_plan(input, weight, stride, padding, dilation, groups, *, nd: int, name: str):
+    """The arguments of a convolution checked as torch checks them: ``(x, w, geometry, unbatched)``, ``x``
+    batched (the bias is checked where it is added, ``_add_bias``)."""
     x, w = jnp.asarray(input), jnp.asarray(weight)
     stride, dilation = _tuple(stride, nd, "stride"), _tuple(dilation, nd, "dilation")
     _check_common(x, w, nd, name, stride, dilation, groups)
@@ -174,9 +183,7 @@ def _conv(input, weight, bias, stride, padding, dilation, groups, *, nd: int, na
             f"Calculated padded input size per channel: ({' x '.join(map(str, padded))}). Kernel size: "
             f"({' x '.join(map(str, reach))}). Kernel size can't be greater than actual input size"
         )
-    y = _conv_dispatch(x, w, _Geometry(stride, pairs, dilation, groups), impl)
-    y = _add_bias(y, bias, w.shape[0], w.shape)
-    return y[0] if unbatched else y
+    return x, w, _Geometry(stride, pairs, dilation, groups), unbatched
 
 
 def _conv_transpose(
@@ -394,10 +401,14 @@ def _chunk_size(x_shape, kernel, out, itemsize: int) -> int:
     (the whole batch) when the patches of the batch are at most 2 chunks: the loop's own costs (its output
     buffer zeroed, then written chunk by chunk) would outweigh the locality it buys (the 1->32 layer at
     batch 128, 3.6 MB of patches for 12.8 MB of output: 2 chunks cost 2.5 ms of CPU time more)."""
-    n = x_shape[0]
+    return _chunk_images(x_shape[0], x_shape[1] * math.prod(kernel) * math.prod(out) * itemsize)
+
+
+def _chunk_images(n, image_bytes: int):
+    """:func:`_chunk_size` for ``image_bytes`` of temporaries an image."""
     if not isinstance(n, int):  # a symbolic batch (jax.export): one chunk, whatever its size
         return n
-    target = max(1, _CHUNK_BYTES // max(x_shape[1] * math.prod(kernel) * math.prod(out) * itemsize, 1))
+    target = max(1, _CHUNK_BYTES // max(image_bytes, 1))
     if 2 * target >= n:
         return n
     return next((d for d in range(target, target // 2, -1) if n % d == 0), target)
@@ -413,30 +424,30 @@ def _split(arrays, b: int):
 
 
 def _map_batch(fn, arrays, b: int) -> Array:
-    """``fn`` over batch chunks of ``arrays`` (one ``lax.map``), outputs concatenated along the batch."""
+    """``fn`` over batch chunks of ``arrays`` (one ``lax.map``), outputs (a pytree) joined along the batch."""
     if not isinstance(b, int) or arrays[0].shape[0] < 2 * b:  # a single chunk (b is the batch), or one and a remainder
         return fn(*arrays)
     heads, tails = _split(arrays, b)
-    out = lax.map(lambda chunk: fn(*chunk), heads)
-    out = out.reshape((-1,) + out.shape[2:])
-    return out if tails is None else jnp.concatenate([out, fn(*tails)])
+    out = jax.tree.map(lambda a: a.reshape((-1,) + a.shape[2:]), lax.map(lambda chunk: fn(*chunk), heads))
+    return out if tails is None else jax.tree.map(lambda a, t: jnp.concatenate([a, t]), out, fn(*tails))
 
 
 def _map_sum_batch(fn, arrays, b: int, init: Array) -> tuple[Array, Array]:
-    """``fn(*chunk) -> (summand, batch output)`` over batch chunks: the summands' total, the outputs joined."""
+    """``fn(*chunk) -> (summand, batch output)`` over batch chunks: the summands' total (a pytree), the
+    outputs joined."""
     if not isinstance(b, int) or arrays[0].shape[0] < 2 * b:
         return fn(*arrays)
     heads, tails = _split(arrays, b)
 
     def body(total, chunk):
         part, out = fn(*chunk)
-        return total + part, out
+        return jax.tree.map(jnp.add, total, part), out
 
     total, out = lax.scan(body, init, heads)
     out = out.reshape((-1,) + out.shape[2:])
     if tails is not None:
         part, tail_out = fn(*tails)
-        total, out = total + part, jnp.concatenate([out, tail_out])
+        total, out = jax.tree.map(jnp.add, total, part), jnp.concatenate([out, tail_out])
     return total, out
 
 

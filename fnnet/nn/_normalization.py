@@ -98,8 +98,8 @@ def batch_norm_stats(
 
 def _checked(input, running_mean, running_var, weight, bias, training, momentum, eps, devices: int) -> tuple:
     """:func:`batch_norm_stats`'s arguments checked as torch checks them: ``(x, running_mean,
-    running_var, weight, bias)`` as ``(C,)`` arrays or None."""
-    x = jnp.asarray(input)
+    running_var, weight, bias)`` as ``(C,)`` arrays or None. ``input`` may be a ``jax.ShapeDtypeStruct``."""
+    x = input if isinstance(input, jax.ShapeDtypeStruct) else jnp.asarray(input)
     if momentum is None:
         raise TypeError("batch_norm(): argument 'momentum' (position 7) must be float, not NoneType")
     if x.ndim < 2:

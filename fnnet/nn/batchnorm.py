@@ -26,7 +26,7 @@ import jax
 import jax.numpy as jnp
 from flax import nnx
 
-from fnnet.nn._fused import batch_norm_relu_max_pool_stats
+from fnnet.nn._fused import batch_norm_relu_max_pool_stats, conv_batch_norm_relu_max_pool_stats, conv_output_shape
 from fnnet.nn._normalization import batch_norm_stats
 from fnnet.nn.linear import check_size
 from fnnet.nn.module import Buffer, Module, check_device, float_dtype
@@ -79,11 +79,18 @@ class _BatchNorm(Module):
     def forward(self, input: jax.typing.ArrayLike) -> jax.Array:
         return self._forward(input)
 
-    def _forward(self, input: jax.typing.ArrayLike, window: tuple | None = None) -> jax.Array:
+    def _forward(self, input: jax.typing.ArrayLike, window: tuple | None = None, conv: tuple | None = None) -> Any:
         """``forward``; with ``window`` (``(out, kernel, stride, padding, dilation)`` of a max pooling,
         training mode, no ``axis_name``) it returns ``max_pool(relu(forward(input)))`` computed as one
-        operation (``fnnet.nn._fused``), with the same buffer updates. ``Sequential`` uses it."""
-        x = jnp.asarray(input)
+        operation (``fnnet.nn._fused``), with the same buffer updates. ``Sequential`` uses it. With ``conv``
+        (``(x, weight, bias, geometry)`` of a convolution, checked: ``fnnet.nn._conv.conv_plan``), ``input`` is
+        that convolution's input and the operation includes it (``Sequential`` checks the window tiles).
+        """
+        if conv is not None:
+            conv_x, conv_w, conv_b, geometry = conv
+            x = jax.ShapeDtypeStruct(conv_output_shape(conv_x.shape, conv_w.shape, geometry), conv_x.dtype)
+        else:
+            x = jnp.asarray(input)
         self._check_input_dim(x)
         factor: float | jax.Array = 0.0 if self.momentum is None else self.momentum
         if self.training and self.track_running_stats and self.num_batches_tracked is not None:
@@ -104,7 +111,9 @@ class _BatchNorm(Module):
             None if self.weight is None else self.weight.get_value(),
             None if self.bias is None else self.bias.get_value(),
         )
-        if window is not None:
+        if conv is not None:
+            out, new_mean, new_var = conv_batch_norm_relu_max_pool_stats(*conv, *args[1:], factor, self.eps, window)
+        elif window is not None:
             out, new_mean, new_var = batch_norm_relu_max_pool_stats(*args, factor, self.eps, window)
         else:
             out, new_mean, new_var = batch_norm_stats(

@@ -10,9 +10,12 @@ import jax
 import jax.numpy as jnp
 from flax import nnx
 
+from fnnet.nn._conv import conv_plan
+from fnnet.nn._fused import cheap_to_recompute, conv_output_shape, tiles
 from fnnet.nn._pooling import max_pool1d_window, max_pool2d_window
 from fnnet.nn.activation import ReLU
 from fnnet.nn.batchnorm import BatchNorm1d, BatchNorm2d
+from fnnet.nn.conv import Conv1d, Conv2d
 from fnnet.nn.module import Module
 from fnnet.nn.pooling import MaxPool1d, MaxPool2d
 
@@ -31,11 +34,47 @@ def _fusable(run: list[Any], input: Any) -> tuple | None:
     pool_type, ndim, window = kinds[type(bn)]
     if type(pool) is not pool_type or pool.return_indices or not bn.training or bn.axis_name is not None:
         return None
-    if not isinstance(input, jax.Array) or input.ndim != ndim or input.size == 0:
+    if not isinstance(input, (jax.Array, jax.ShapeDtypeStruct)) or input.ndim != ndim or input.size == 0:
         return None
     if not jnp.issubdtype(input.dtype, jnp.floating):
         return None
     return window(input, pool.kernel_size, pool.stride, pool.padding, pool.dilation, pool.ceil_mode)
+
+
+def _conv_plan(conv: Any, input: Any) -> tuple | None:
+    """``(x, weight, bias, geometry)`` (checked) when ``conv`` is a ``Conv2d``/``Conv1d`` with zero padding
+    on a batched float input that ``fnnet.nn._fused.conv_batch_norm_relu_max_pool_stats`` can take, else None."""
+    kinds = {Conv2d: (4, "conv2d"), Conv1d: (3, "conv1d")}
+    if type(conv) not in kinds or conv.padding_mode != "zeros":
+        return None
+    ndim, name = kinds[type(conv)]
+    if not isinstance(input, jax.Array) or input.ndim != ndim or input.size == 0:
+        return None
+    if not jnp.issubdtype(input.dtype, jnp.floating):
+        return None
+    weight, bias = conv._weights()
+    args = (conv.stride, conv.padding, conv.dilation, conv.groups)
+    x, w, geometry, _ = conv_plan(input, weight, *args, nd=ndim - 2, name=name)
+    return x, w, bias, geometry
+
+
+def _fusable_block(run: list[Any], input: Any) -> tuple | None:
+    """``(window, conv)`` for ``BatchNorm._forward`` when ``run`` is ``Conv -> BatchNorm -> ReLU -> MaxPool``
+    with a convolution cheap to recompute whose output the pooling windows tile (``fnnet.nn._fused``'s
+    ``cheap_to_recompute`` and ``tiles``), else None."""
+    if len(run) < 4:
+        return None
+    plan = _conv_plan(run[0], input)
+    if plan is None:
+        return None
+    x, w, _, geometry = plan
+    if not cheap_to_recompute(w.shape):
+        return None
+    y = jax.ShapeDtypeStruct(conv_output_shape(x.shape, w.shape, geometry), x.dtype)
+    window = _fusable(run[1:4], y)
+    if window is None or not tiles(window, y.shape[2:]):
+        return None
+    return window, plan
 
 
 class Sequential(Module):
@@ -73,6 +112,11 @@ class Sequential(Module):
         children = [getattr(self, name) for name in self._names]
         i = 0
         while i < len(children):
+            block = _fusable_block(children[i : i + 4], input)
+            if block is not None:  # Conv -> BatchNorm -> ReLU -> MaxPool in training: one operation
+                input = children[i + 1]._forward(input, *block)
+                i += 4
+                continue
             window = _fusable(children[i : i + 3], input)
             if window is not None:  # BatchNorm -> ReLU -> MaxPool in training: one operation
                 input = children[i]._forward(input, window)
