@@ -88,7 +88,11 @@ class Sequential(Module):
     ReLU, MaxPool1d`` on ``(N, C, L)``) run as one operation that pools before it normalises: the same
     output bit for bit, the same buffer updates, torch's gradient, less memory traffic (see
     ``fnnet.nn._fused``). Not under ``pmap``'s synchronised statistics, nor for subclasses that change
-    ``forward``, nor with ``return_indices=True``.
+    ``forward``, nor with ``return_indices=True``. A ``Conv2d``/``Conv1d`` (zero padding, at most 16
+    multiply-adds an output) right before such a run, whose output the pooling windows tile, joins it:
+    one loop over batch chunks forward and backward that never holds the convolution's output, nor its
+    gradient, for the whole batch (``fnnet.nn._fused.conv_batch_norm_relu_max_pool_stats``; the output
+    equals the layers' up to rounding: the batch statistics are merged across chunks).
     """
 
     def __init__(self, *args: Any, rngs: Any = None) -> None:
