@@ -206,10 +206,15 @@ def _block_pair(torch, dims: int, conv: dict, pool: dict, bn_kwargs: dict, dtype
 
 
 # A batch of 101 images runs in chunks (41, 41, 19 at float64: ~2 MiB of convolution output each).
+# The pooling tiles each convolution's output exactly.
 BLOCKS = [
     ({"in_channels": 1, "out_channels": 6, "kernel_size": 3, "padding": 1}, {"kernel_size": 2}, (101, 1, 12, 12)),
-    ({"in_channels": 1, "out_channels": 5, "kernel_size": 3, "bias": False}, {"kernel_size": 2}, (9, 1, 10, 13)),
-    ({"in_channels": 2, "out_channels": 4, "kernel_size": 2, "stride": 2}, {"kernel_size": (2, 3)}, (7, 2, 16, 20)),
+    (
+        {"in_channels": 1, "out_channels": 5, "kernel_size": 3, "dilation": 2, "bias": False},
+        {"kernel_size": 2},
+        (9, 1, 10, 14),
+    ),
+    ({"in_channels": 2, "out_channels": 4, "kernel_size": 2, "stride": 2}, {"kernel_size": (2, 3)}, (7, 2, 16, 24)),
     (
         {"in_channels": 2, "out_channels": 6, "kernel_size": 3, "padding": 1, "groups": 2},
         {"kernel_size": 3},
@@ -219,7 +224,9 @@ BLOCKS = [
 
 
 @pytest.mark.parametrize("bn_kwargs", BN_KWARGS, ids=["default", "affine_false", "momentum_none", "untracked"])
-@pytest.mark.parametrize("conv,pool,shape", BLOCKS, ids=["1to6_chunked", "no_bias_crop", "stride2_pool2x3", "groups"])
+@pytest.mark.parametrize(
+    "conv,pool,shape", BLOCKS, ids=["1to6_chunked", "dilated_no_bias", "stride2_pool2x3", "groups"]
+)
 def test_fused_conv_block_matches_torch_float64(torch, x64, block_calls, conv, pool, shape, bn_kwargs):
     if "bias" in conv and bn_kwargs:
         pytest.skip("one BatchNorm variant is enough for the bias-free convolution")
@@ -244,7 +251,7 @@ def test_fused_conv_block_matches_torch_float32(torch, block_calls):
 def test_fused_conv1d_block_matches_torch_float64(torch, x64, block_calls):
     conv = {"in_channels": 2, "out_channels": 5, "kernel_size": 5, "padding": 2}
     t_seq, f_seq = _block_pair(torch, 1, conv, {"kernel_size": 3}, {}, "float64")
-    x = _conv_input(np.random.default_rng(7), (6, 2, 31), np.float64)
+    x = _conv_input(np.random.default_rng(7), (6, 2, 30), np.float64)
     compare_module(t_seq, f_seq, [torch.from_numpy(x)], torch=torch, rtol=1e-10, atol=1e-12)
     assert block_calls[0] == 1
 
@@ -279,15 +286,17 @@ def test_fused_conv_block_equals_unfused_layers(x64, block_calls):
         np.testing.assert_allclose(np.asarray(a), np.asarray(b), rtol=1e-12, atol=1e-12)
 
 
-@pytest.mark.parametrize("case", ["eval", "overlapping_pool", "padded_pool", "reflect", "costly_conv", "unbatched"])
+@pytest.mark.parametrize(
+    "case", ["eval", "overlapping_pool", "padded_pool", "remainder", "reflect", "costly_conv", "unbatched"]
+)
 def test_conv_block_not_fused_where_it_does_not_apply(block_calls, fused_calls, case):
-    """Not taken: eval mode, windows that overlap or pad, a non-zero padding mode, a convolution of more
-    than 16 multiply-adds an output (the BatchNorm -> ReLU -> MaxPool fusion still runs), unbatched input."""
+    """Not taken: eval mode, windows that overlap, pad or leave a remainder, a non-zero padding mode, a
+    convolution of more than 16 multiply-adds an output (the BatchNorm -> ReLU -> MaxPool fusion still
+    runs), unbatched input."""
     in_ch = 2 if case == "costly_conv" else 1  # 2 * 3 * 3 = 18 > 16
     conv = fnn.Conv2d(in_ch, 3, 3, padding=1, padding_mode="reflect" if case == "reflect" else "zeros", rngs=0)
-    pool = {"overlapping_pool": fnn.MaxPool2d(3, 2), "padded_pool": fnn.MaxPool2d(2, padding=1)}.get(
-        case, fnn.MaxPool2d(2)
-    )
+    pools = {"overlapping_pool": fnn.MaxPool2d(3, 2), "padded_pool": fnn.MaxPool2d(2, padding=1)}
+    pool = {**pools, "remainder": fnn.MaxPool2d(3)}.get(case, fnn.MaxPool2d(2))
     seq = fnn.Sequential(conv, fnn.BatchNorm2d(3), fnn.ReLU(), pool)
     if case == "eval":
         seq.eval()

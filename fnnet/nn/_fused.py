@@ -16,6 +16,11 @@ Neither the normalised activations nor ReLU's mask are written at the convolutio
 forward, nor read in the backward. Measured (``benchmarks/cnn_mini.py --keep-freed-memory``, the tree
 before and after, alternated, 2 runs each, 2-core CPU): the strong CNN's jitted training step (conv
 1->32->64, batch 128) 30.0-30.2 ms against 32.8-33.6 ms (XLA's temporaries stay ~65 MB a step).
+
+``Conv -> BatchNorm -> ReLU -> MaxPool`` (:func:`conv_batch_norm_relu_max_pool_stats`) goes further where the
+convolution is cheap and the pooling tiles its output: one loop over batch chunks in each direction, the
+convolution computed in "phase" order (each window's positions as separate slabs), so that the pooling and
+its gradient are elementwise across slabs and the convolution's output is never held for the whole batch.
 """
 
 from __future__ import annotations
@@ -26,21 +31,23 @@ from functools import partial
 import jax
 import jax.numpy as jnp
 import numpy as np
+from jax import lax
 
 from fnnet.nn._activations import _relu
 from fnnet.nn._conv import (
     _add_bias,
-    _chunk_forward,
+    _bmm,
     _chunk_images,
     _chunk_input_grad,
-    _chunk_weight_grad,
     _conv_xla,
     _geometry_out,
     _map_batch,
     _map_sum_batch,
+    _offsets,
+    _weights,
 )
 from fnnet.nn._normalization import _affine, _channel_sum, _checked, _running
-from fnnet.nn._pool_windows import max_pool_choose, max_pool_select
+from fnnet.nn._pool_windows import max_pool_select
 
 __all__ = [
     "batch_norm_relu_max_pool_stats",
@@ -116,7 +123,8 @@ def _normalise(chosen, mean, var, eps):
 #: Most multiply-adds an output (``C / groups * prod(kernel)``) of a convolution that
 #: :func:`conv_batch_norm_relu_max_pool_stats` takes: it computes the convolution twice (the forward and the
 #: backward pass), which pays where the output is many times the input (the strong CNN's 1->32 3x3 layer:
-#: 9). Measured on the 32->64 layer (288), keeping its output instead: 37 ms a step against 30 unfused.
+#: 9). Measured on its 32->64 layer (288), keeping the output instead (spatial layout): 37 ms a step
+#: against 30 ms without that fusion.
 _RECOMPUTE_MAX_K = 16
 
 
@@ -127,10 +135,10 @@ def cheap_to_recompute(weight_shape) -> bool:
 
 def tiles(window: tuple, size: tuple[int, ...]) -> bool:
     """Whether the pooling ``window`` (``(out, kernel, stride, padding, dilation)``) tiles the trailing
-    dims ``size`` without overlap or padding (a remainder past the last window is allowed): then each
-    element lies in at most one window, which :func:`conv_batch_norm_relu_max_pool_stats` needs."""
+    dims ``size`` exactly, without overlap, padding or remainder: then each element lies in exactly one
+    window, which :func:`conv_batch_norm_relu_max_pool_stats` needs."""
     out, k, s, p, d = window
-    return all(kk == ss and pp == 0 and dd == 1 and o * kk <= n for o, kk, ss, pp, dd, n in zip(out, k, s, p, d, size))
+    return all(kk == ss and pp == 0 and dd == 1 and o * kk == n for o, kk, ss, pp, dd, n in zip(out, k, s, p, d, size))
 
 
 def conv_batch_norm_relu_max_pool_stats(
@@ -154,16 +162,18 @@ def conv_batch_norm_relu_max_pool_stats(
     :func:`batch_norm_relu_max_pool_stats` takes them, ``window`` one that :func:`tiles` the convolution's
     output. On the CPU (``jax.lax.platform_dependent``; elsewhere the unfused composition):
 
-    * forward, one loop over batch chunks: the chunk's convolution, its statistics (merged across chunks
-      by Chan et al.'s update, so the batch statistics equal the unfused ones up to rounding) and its
-      pooling choice (:func:`max_pool_choose`, as the unfused layers choose); then the normalisation of
-      the pooled values. It saves the input, the normalised values, the output and each window's choice
-      (an int8 offset);
+    * forward, one loop over batch chunks: the chunk's convolution in phase order (:func:`_phase_patches`),
+      its statistics (merged across chunks by Chan et al.'s update: the batch statistics equal the unfused
+      ones up to rounding) and its pooling choice across the phases (:func:`_phase_pool`: torch's scan
+      order, ties to the first, NaN to the last); then the normalisation of the pooled values. It saves
+      the input, the normalised values, the output and each window's choice (an int8 phase);
     * backward (``jax.custom_vjp``), one loop over batch chunks: the chunk's convolution again, the
-      gradient at its output (the pooled gradient at the chosen elements, plus the two statistics'
-      terms), straight into the convolution's weight, bias and input gradients.
+      gradient at its output (the pooled gradient at the chosen phase, plus the two statistics' terms),
+      straight into the convolution's weight and bias gradients (in phase order) and its input gradient
+      (back in spatial order).
 
-    The strong CNN's jitted training step (batch 128): XLA's temporaries 66.6 -> 32.5 MB a step.
+    The strong CNN's training step (batch 128, 2-core CPU): XLA's temporaries 66.6 -> 32.5 MB; inside a
+    compiled epoch 30 -> 25 ms, jitted from Python 45 -> 29 ms (glibc's default allocator).
     """
     x, rm, rv, w_bn, b_bn = _checked(
         jax.ShapeDtypeStruct(conv_output_shape(input.shape, conv_weight.shape, geometry), input.dtype),
@@ -185,10 +195,44 @@ def conv_output_shape(x_shape, w_shape, geometry) -> tuple[int, ...]:
     return (x_shape[0], w_shape[0]) + _geometry_out(x_shape, w_shape[2:], geometry)
 
 
-def _conv_y(x, w, conv_bias, g):
-    """The convolution of one batch chunk (one product, no loop)."""
-    y = _chunk_forward(x, w, g, conv_output_shape(x.shape, w.shape, g)[2:])
-    return _add_bias(y, conv_bias, w.shape[0], w.shape)
+def _phase_patches(x, kernel, g, window) -> jax.Array:
+    """The patch matrix of one batch chunk with the output positions in "phase" order: ``(b, G, Cg * KK,
+    P * L)``, columns first by the position inside the pooling window (``P``, row-major, torch's scan order),
+    then by window (``L``). Phase ``t`` of window ``o`` is output position ``o * k + t`` (per dim), so the
+    pooling is elementwise across the ``P`` slabs and its gradient needs no interleaving."""
+    out, k = window[0], window[1]
+    b, c = x.shape[:2]
+    src = lax.pad(x, jnp.zeros((), x.dtype), [(0, 0, 0)] * 2 + [(lo, hi, 0) for lo, hi in g.padding])
+    step = [kk * s for kk, s in zip(k, g.stride)]
+    views = []
+    for off in _offsets(kernel):  # rows: (channel, kernel offset), as _weights lays out the kernel
+        for phase in _offsets(k):
+            start = [t * s + o * d for t, s, o, d in zip(phase, g.stride, off, g.dilation)]
+            limit = [st + sp * (m - 1) + 1 for st, sp, m in zip(start, step, out)]
+            views.append(lax.slice(src, [0, 0] + start, [b, c] + limit, [1, 1] + step))
+    rows = c // g.groups * math.prod(kernel)
+    return jnp.stack(views, axis=2).reshape(b, g.groups, rows, math.prod(k) * math.prod(out))
+
+
+def _phase_conv(patches, w, conv_bias, g, window) -> jax.Array:
+    """The convolution from :func:`_phase_patches`: ``(b, O, P, L)``."""
+    b, o = patches.shape[0], w.shape[0]
+    y = _bmm(_weights(w, g, b, True), patches, 3, 2, 2).reshape(b, o, math.prod(window[1]), -1)
+    return y if conv_bias is None else y + conv_bias.astype(y.dtype).reshape(1, o, 1, 1)
+
+
+def _phase_pool(key, values):
+    """torch's max pooling choice across the phases (axis 2, in scan order): ``(values at the choice, phase
+    index as int8)``: the first maximum of ``key``, or its last NaN."""
+    best, chosen = key[:, :, 0], values[:, :, 0]
+    index = jnp.zeros(best.shape, jnp.int8)
+    for t in range(1, key.shape[2]):
+        candidate = key[:, :, t]
+        update = (candidate > best) | jnp.isnan(candidate)
+        best = jnp.where(update, candidate, best)
+        chosen = jnp.where(update, values[:, :, t], chosen)
+        index = jnp.where(update, jnp.int8(t), index)
+    return chosen, index
 
 
 def _image_bytes(x, w, g, y_shape) -> int:
@@ -207,10 +251,12 @@ def _block_fwd(static, x, w, conv_bias, running_mean, running_var, weight, bias,
     b = _chunk_images(x.shape[0], _image_bytes(x, w, g, y_shape))
 
     def chunk(xc):  # the chunk's convolution, its statistics, its pooling choice
-        yc = _conv_y(xc, w, conv_bias, g)
-        mean_c, var_c, count_c = _stats(yc)
-        chosen_c, index_c = max_pool_choose(_key(yc, weight), yc, *window)
-        return mean_c[None], (var_c * count_c)[None], chosen_c, _local_index(index_c, y_shape[2:], window)
+        yp = _phase_conv(_phase_patches(xc, w.shape[2:], g, window), w, conv_bias, g, window)
+        mean_c, var_c, count_c = _stats(yp)
+        key = yp if weight is None else yp * jnp.sign(weight).astype(yp.dtype).reshape(1, -1, 1, 1)
+        chosen_c, index_c = _phase_pool(key, yp)
+        pooled = xc.shape[:1] + y_shape[1:2] + window[0]
+        return mean_c[None], (var_c * count_c)[None], chosen_c.reshape(pooled), index_c.reshape(pooled)
 
     means, m2s, chosen, index = _map_batch(chunk, (x,), b)
     mean, var, count = _merge_stats(means, m2s, x.shape[0], b, math.prod(y_shape[2:]))
@@ -237,15 +283,24 @@ def _block_bwd(static, res, cts):
     _, pullback = jax.vjp(partial(_running, count=count), running_mean, running_var, mean, var, momentum)
     d_rm, d_rv, d_mean_running, d_var_running, d_momentum = pullback(tuple(cts[1:]))
     d_mean, d_var = d_mean + d_mean_running, d_var + d_var_running
-    shape = (1, y_shape[1]) + (1,) * (len(y_shape) - 2)
     # d mean / dy = 1 / count; d var / dy = 2 (y - mean) / count (the mean's own term is zero, see _stats)
-    shift, scale, centre = (d_mean / count).reshape(shape), (2 * d_var / count).reshape(shape), mean.reshape(shape)
+    shift, scale, centre = (
+        (d_mean / count).reshape(1, -1, 1, 1),
+        (2 * d_var / count).reshape(1, -1, 1, 1),
+        mean.reshape(1, -1, 1, 1),
+    )
+
+    phases = np.arange(math.prod(window[1]), dtype=np.int8).reshape(1, 1, -1, 1)
 
     def chunk(xc, dc, ic):
-        yc = _conv_y(xc, w, conv_bias, g)
-        dy = _unpool(dc, ic, yc.shape, window) + shift + scale * (yc - centre)
-        d_cb = None if conv_bias is None else dy.sum((0, *range(2, dy.ndim)))
-        return (_chunk_weight_grad(xc, dy, w.shape, g), d_cb), _chunk_input_grad(dy, w, x.shape[2:], g)
+        patches = _phase_patches(xc, w.shape[2:], g, window)
+        yp = _phase_conv(patches, w, conv_bias, g, window)
+        lead = dc.shape[:2] + (1, -1)
+        picked = jnp.where(ic.reshape(lead) == phases, dc.reshape(lead), jnp.zeros((), dc.dtype))
+        dy = picked + shift + scale * (yp - centre)  # (b, O, P, L)
+        d_w = _bmm(dy.reshape(dy.shape[0], g.groups, -1, dy.shape[2] * dy.shape[3]), patches, 3, 3, 2)
+        d_cb = None if conv_bias is None else dy.sum((0, 2, 3))
+        return (d_w.sum(0).reshape(w.shape), d_cb), _chunk_input_grad(_unphase(dy, window), w, x.shape[2:], g)
 
     b = _chunk_images(x.shape[0], _image_bytes(x, w, g, y_shape))
     init = (jnp.zeros(w.shape, w.dtype), None if conv_bias is None else jnp.zeros_like(conv_bias))
@@ -290,33 +345,10 @@ def _merge_stats(means, m2s, n, b, positions: int):
     return mean, var, count
 
 
-def _local_index(index: jax.Array, size: tuple[int, ...], window) -> jax.Array:
-    """The flat position (over the trailing dims ``size``) each window of a tiling ``window`` picks, as the
-    row-major offset inside its window: int8 (a quarter of the memory) for windows of up to 127 elements."""
+def _unphase(a: jax.Array, window) -> jax.Array:
+    """``(b, O, P, L)`` in phase order (see :func:`_phase_patches`) back to ``(b, O, *size)``."""
     out, k = window[0], window[1]
-    base = np.zeros(out, np.int64)  # each window's first element
-    for i, (o, kk) in enumerate(zip(out, k)):
-        step = np.arange(o) * kk * math.prod(size[i + 1 :])
-        base = base + step.reshape((1,) * i + (o,) + (1,) * (len(out) - i - 1))
-    rel = index - base.astype(index.dtype).reshape((1, 1) + base.shape)
-    local = jnp.zeros_like(rel)
-    for i in range(len(k)):  # rel = sum_i a_i * prod(size[i+1:]) with 0 <= a_i < k_i <= size_i
-        a = (rel // math.prod(size[i + 1 :])) % size[i]
-        local = local + a * math.prod(k[i + 1 :])
-    return local.astype(jnp.int8 if math.prod(k) <= 127 else index.dtype)
-
-
-def _unpool(d: jax.Array, index: jax.Array, y_shape, window) -> jax.Array:
-    """The gradient ``d`` of the pooled values put at each window's chosen element (``index``: the offset
-    inside the window, :func:`_local_index`), zero elsewhere: windows that tile (see :func:`tiles`) make it
-    one ``where``."""
-    out, k = window[0], window[1]
-    size = y_shape[2:]
-    lead = d.shape[:2]
-    ones = tuple(v for o in out for v in (o, 1))  # d and index spread to (out_0, 1, out_1, 1, ...)
-    offsets = np.arange(math.prod(k)).reshape(k)  # row-major inside a window, spread to (1, k_0, 1, k_1, ...)
-    offsets = offsets.reshape((1, 1) + tuple(v for kk in k for v in (1, kk)))
-    hit = index.reshape(lead + ones) == offsets.astype(index.dtype)
-    full = jnp.where(hit, d.reshape(lead + ones), jnp.zeros((), d.dtype))
-    full = full.reshape(lead + tuple(o * kk for o, kk in zip(out, k)))
-    return jnp.pad(full, [(0, 0)] * 2 + [(0, n - o * kk) for n, o, kk in zip(size, out, k)])
+    nd = len(out)
+    a = a.reshape(a.shape[:2] + tuple(k) + tuple(out))  # (b, O, k_0, k_1, out_0, out_1)
+    a = a.transpose((0, 1) + tuple(v for i in range(nd) for v in (2 + nd + i, 2 + i)))  # (b, O, out_0, k_0, ...)
+    return a.reshape(a.shape[:2] + tuple(o * kk for o, kk in zip(out, k)))

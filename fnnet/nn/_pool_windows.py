@@ -28,15 +28,7 @@ import jax.numpy as jnp
 import numpy as np
 from jax import lax
 
-__all__ = [
-    "adaptive_avg",
-    "avg_pool",
-    "index_dtype",
-    "max_pool_adaptive",
-    "max_pool_choose",
-    "max_pool_regular",
-    "max_pool_select",
-]
+__all__ = ["adaptive_avg", "avg_pool", "index_dtype", "max_pool_adaptive", "max_pool_regular", "max_pool_select"]
 
 
 def index_dtype() -> jnp.dtype:
@@ -156,14 +148,8 @@ def max_pool_regular(x: jax.Array, out: tuple, k: tuple, s: tuple, p: tuple, d: 
 
 def max_pool_select(key: jax.Array, values: jax.Array, out: tuple, k: tuple, s: tuple, p: tuple, d: tuple) -> jax.Array:
     """``values`` at the position torch's max pooling of ``key`` picks in each regular window (for
-    :mod:`fnnet.nn._fused`). Not jitted: it inlines in the caller's."""
-    return max_pool_choose(key, values, out, k, s, p, d)[0]
-
-
-def max_pool_choose(key: jax.Array, values: jax.Array, out, k, s, p, d) -> tuple[jax.Array, jax.Array]:
-    """:func:`max_pool_select`'s values and the flat position (over the trailing dims) each window picks."""
-    _, idx, (chosen,) = _max_pool(key, _regular_takes(key.ndim, out, k, s, p, d), (values,))
-    return chosen, idx
+    :func:`fnnet.nn._fused.batch_norm_relu_max_pool_stats`). Not jitted: it inlines in the caller's."""
+    return _max_pool(key, _regular_takes(key.ndim, out, k, s, p, d), (values,))[2][0]
 
 
 @partial(jax.jit, static_argnums=(1,))
