@@ -21,9 +21,9 @@ Ratios: ``torch / fnnet`` (target >= 1 on a CPU, aim 1.3) and ``jax-plain / fnne
 
 Every row runs under glibc's default allocator, as users get it. ``--keep-freed-memory`` first calls
 ``fnnet.train.keep_freed_memory()`` (glibc keeps freed memory for reuse; every row then runs under it,
-torch's too; each record says ``"malloc"``): the jitted step then stops mapping and faulting in its
-~65 MB of temporaries (one XLA allocation, above glibc's 32 MB mmap ceiling) on every call, and torch's
-eager step gains too (measured: see the README).
+torch's too; each record says ``"malloc"``): a jitted step then stops mapping and faulting in its
+block of XLA temporaries on every call (it did with ~65 MB before ``Sequential`` fused the first
+Conv-BatchNorm-ReLU-MaxPool block, 32.5 MB since), and torch's eager step gains too.
 """
 
 from __future__ import annotations

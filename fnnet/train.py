@@ -627,11 +627,11 @@ def keep_freed_memory() -> bool:
 
     XLA:CPU gives each call of a compiled program fresh buffers; glibc serves large ones with ``mmap``
     and unmaps them on free, so every call of a jitted training step faults its activations in again,
-    page by page (measured: the strong CNN's jitted step at batch 128 took 45-55 ms, 33-37 ms with this
-    on). A compiled epoch (``lax.scan``) allocates once and does not need it. Process-wide (torch's
-    eager steps in the same process gain too: 34 -> 31 ms for the same network) and not undoable, so it
-    is opt-in, like preloading tcmalloc: call it first thing in a program that loops over a jitted step
-    from Python (``benchmarks/cnn_mini.py --keep-freed-memory``).
+    page by page (measured before ``Sequential`` fused its first block: the strong CNN's jitted step at
+    batch 128 took 45-55 ms, 33-37 ms with this on). A compiled epoch (``lax.scan``) allocates once and
+    does not need it. Process-wide (torch's eager steps in the same process gain too: 34 -> 31 ms for the
+    same network) and not undoable, so it is opt-in, like preloading tcmalloc: call it first thing in a
+    program that loops over a jitted step from Python (``benchmarks/cnn_mini.py --keep-freed-memory``).
     Returns False (and changes nothing) where the C library is not glibc.
     """
     try:

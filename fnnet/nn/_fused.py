@@ -15,7 +15,7 @@ torch (on its own rounding of the map, which is not fnnet's) picks the first, fn
 Neither the normalised activations nor ReLU's mask are written at the convolution's resolution in the
 forward, nor read in the backward. Measured (``benchmarks/cnn_mini.py --keep-freed-memory``, the tree
 before and after, alternated, 2 runs each, 2-core CPU): the strong CNN's jitted training step (conv
-1->32->64, batch 128) 30.0-30.2 ms against 32.8-33.6 ms (XLA's temporaries stay ~65 MB a step).
+1->32->64, batch 128) 30.0-30.2 ms against 32.8-33.6 ms (XLA's temporaries stayed ~65 MB a step).
 
 ``Conv -> BatchNorm -> ReLU -> MaxPool`` (:func:`conv_batch_norm_relu_max_pool_stats`) goes further where the
 convolution is cheap and the pooling tiles its output: one loop over batch chunks in each direction, the
