@@ -228,8 +228,6 @@ BLOCKS = [
     "conv,pool,shape", BLOCKS, ids=["1to6_chunked", "dilated_no_bias", "stride2_pool2x3", "groups"]
 )
 def test_fused_conv_block_matches_torch_float64(torch, x64, block_calls, conv, pool, shape, bn_kwargs):
-    if "bias" in conv and bn_kwargs:
-        pytest.skip("one BatchNorm variant is enough for the bias-free convolution")
     t_seq, f_seq = _block_pair(torch, 2, conv, pool, bn_kwargs, "float64")
     x = _conv_input(np.random.default_rng(5), shape, np.float64)
     # The convolution's bias gets only rounding-noise gradients (BatchNorm cancels it): atol covers them.
