@@ -504,3 +504,21 @@ def test_functional_namespace_has_torch_names():
     ]:
         assert callable(getattr(F, name)), name
     assert not hasattr(fnnet, "losses")  # one way to spell each thing before 1.0
+
+
+def test_load_state_dict_copies_the_torch_tensors(torch, x64):
+    """The loaded arrays are copies: torch's in-place updates afterwards (a training forward, an optimizer
+    step) leave them unchanged. JAX on a CPU can adopt a NumPy buffer (here a view of torch's memory)
+    without copying it; it did now and then under the full test suite (tests/test_fused.py's torch
+    comparisons saw num_batches_tracked at 1 before fnnet's forward in about 1 run of 4), never in this
+    test alone: the 200 layers give it the chance."""
+    for _ in range(200):
+        t_bn = torch.nn.BatchNorm2d(3).double()
+        f_bn = nn.BatchNorm2d(3, dtype=jnp.float64)
+        nn.load_state_dict(f_bn, t_bn.state_dict())
+        t_bn(torch.randn(4, 3, 5, 5, dtype=torch.float64))  # in place: running stats, num_batches_tracked
+        with torch.no_grad():
+            t_bn.weight.add_(1.0)
+        assert int(f_bn.num_batches_tracked.get_value()) == 0
+        np.testing.assert_array_equal(np.asarray(f_bn.running_mean.get_value()), np.zeros(3))
+        np.testing.assert_array_equal(np.asarray(f_bn.weight.get_value()), np.ones(3))

@@ -100,7 +100,10 @@ def _fit(key: str, value: np.ndarray, current: jax.Array) -> jax.Array:
         )
     want = np.dtype(current.dtype)
     if value.dtype == want:
-        return jnp.asarray(value)
+        # A copy: ``value`` may be a view of a torch tensor, and JAX on a CPU can adopt a NumPy buffer without
+        # copying it, after which torch's in-place updates (a BatchNorm's counter, optimizer steps) would
+        # change the loaded array (seen: num_batches_tracked read 1 after torch's forward, 1 run in ~50).
+        return jnp.asarray(np.array(value, copy=True))
     if np.issubdtype(value.dtype, np.integer) and np.issubdtype(want, np.integer):
         info = np.iinfo(want)
         if value.size == 0 or (value.min() >= info.min and value.max() <= info.max):
