@@ -28,18 +28,23 @@ POOLS = [
 BN_KWARGS = [{}, {"affine": False}, {"momentum": None}, {"track_running_stats": False}]
 
 
-@pytest.fixture
-def fused_calls(monkeypatch) -> list[int]:
-    """Counts the calls of the fused operation (so a test knows the fused path ran)."""
+def _count_calls(monkeypatch, name: str) -> list[int]:
+    """Counts the calls of ``fnnet.nn.batchnorm``'s ``name`` (so a test knows which fused path ran)."""
     calls = [0]
-    original = batchnorm_module.batch_norm_relu_max_pool_stats
+    original = getattr(batchnorm_module, name)
 
     def counted(*args, **kwargs):
         calls[0] += 1
         return original(*args, **kwargs)
 
-    monkeypatch.setattr(batchnorm_module, "batch_norm_relu_max_pool_stats", counted)
+    monkeypatch.setattr(batchnorm_module, name, counted)
     return calls
+
+
+@pytest.fixture
+def fused_calls(monkeypatch) -> list[int]:
+    """Counts the calls of the fused BatchNorm -> ReLU -> MaxPool operation."""
+    return _count_calls(monkeypatch, "batch_norm_relu_max_pool_stats")
 
 
 def _input(rng: np.random.Generator, shape: tuple[int, ...], dtype) -> np.ndarray:
@@ -163,15 +168,7 @@ def test_not_fused_where_it_would_change_meaning(fused_calls, case):
 @pytest.fixture
 def block_calls(monkeypatch) -> list[int]:
     """Counts the calls of the fused Conv -> BatchNorm -> ReLU -> MaxPool operation."""
-    calls = [0]
-    original = batchnorm_module.conv_batch_norm_relu_max_pool_stats
-
-    def counted(*args, **kwargs):
-        calls[0] += 1
-        return original(*args, **kwargs)
-
-    monkeypatch.setattr(batchnorm_module, "conv_batch_norm_relu_max_pool_stats", counted)
-    return calls
+    return _count_calls(monkeypatch, "conv_batch_norm_relu_max_pool_stats")
 
 
 def _conv_input(rng: np.random.Generator, shape: tuple[int, ...], dtype) -> np.ndarray:
